@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Installs, builds and runs every test (unit, distributed under mpirun, end to end) with ctest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/build.sh
+source scripts/env.sh
+BUILD_DIR="${BUILD_DIR:-build}"
+export DDPTRAIN_PYTHON="$DDPTRAIN_VENV/bin/python"
+ctest --test-dir "$BUILD_DIR" --output-on-failure "$@"

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Installs, builds and trains: the seed recipe (configs/seed_cnn.yaml) unless a --config is given.
+# Extra arguments go to `ddptrain train`, e.g.  bash scripts/train.sh --set data.root=/data/cifar
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/build.sh
+args=("$@")
+case " $* " in *" --config "*|*" --config="*|*" -c "*) ;; *) args=(--config configs/seed_cnn.yaml "${args[@]}") ;; esac
+exec bash launch/local.sh train "${args[@]}"

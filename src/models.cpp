@@ -1,0 +1,90 @@
+#include "ddp/models.h"
+
+#include <torch/nn.h>
+
+#include "ddp/check.h"
+
+namespace ddp {
+namespace {
+
+namespace nn = torch::nn;
+
+class SeedCnn : public Classifier {
+ public:
+  SeedCnn(int64_t in_channels, int64_t classes) {
+    model1_ = register_module(
+        "model1",
+        nn::Sequential(nn::Conv2d(nn::Conv2dOptions(in_channels, 32, 5).padding(2)),
+                       nn::MaxPool2d(2),
+                       nn::Conv2d(nn::Conv2dOptions(32, 32, 5).padding(2)), nn::MaxPool2d(2),
+                       nn::Conv2d(nn::Conv2dOptions(32, 64, 5).padding(2)), nn::MaxPool2d(2),
+                       nn::Flatten(), nn::Linear(64 * 4 * 4, 64), nn::Linear(64, classes)));
+  }
+  at::Tensor forward(const at::Tensor& x) override { return model1_->forward(x); }
+
+ private:
+  nn::Sequential model1_{nullptr};
+};
+
+// 3x3 conv (no bias) -> BatchNorm -> ReLU; parameters "conv.weight", "bn.weight", "bn.bias".
+class ConvBnImpl : public torch::nn::Module {
+ public:
+  ConvBnImpl(int64_t cin, int64_t cout) {
+    conv_ = register_module("conv", nn::Conv2d(nn::Conv2dOptions(cin, cout, 3).padding(1).bias(false)));
+    bn_ = register_module("bn", nn::BatchNorm2d(cout));
+  }
+  at::Tensor forward(const at::Tensor& x) { return bn_->forward(conv_->forward(x)).relu_(); }
+
+ private:
+  nn::Conv2d conv_{nullptr};
+  nn::BatchNorm2d bn_{nullptr};
+};
+TORCH_MODULE(ConvBn);
+
+ConvBn conv_bn(int64_t cin, int64_t cout) { return ConvBn(cin, cout); }
+
+class ResNet9 : public Classifier {
+ public:
+  ResNet9(int64_t in_channels, int64_t classes) {
+    prep_ = register_module("prep", ConvBn(in_channels, 64));
+    layer1_ = register_module("layer1", nn::Sequential(conv_bn(64, 128), nn::MaxPool2d(2)));
+    res1_ = register_module("res1", nn::Sequential(conv_bn(128, 128), conv_bn(128, 128)));
+    layer2_ = register_module("layer2", nn::Sequential(conv_bn(128, 256), nn::MaxPool2d(2)));
+    layer3_ = register_module("layer3", nn::Sequential(conv_bn(256, 512), nn::MaxPool2d(2)));
+    res3_ = register_module("res3", nn::Sequential(conv_bn(512, 512), conv_bn(512, 512)));
+    fc_ = register_module("fc", nn::Linear(nn::LinearOptions(512, classes).bias(false)));
+  }
+  at::Tensor forward(const at::Tensor& input) override {
+    at::Tensor x = prep_->forward(input);
+    x = layer1_->forward(x);
+    x = x + res1_->forward(x);
+    x = layer2_->forward(x);
+    x = layer3_->forward(x);
+    x = x + res3_->forward(x);
+    x = at::amax(x, {2, 3});
+    return fc_->forward(x) * 0.125;
+  }
+
+ private:
+  ConvBn prep_{nullptr};
+  nn::Sequential layer1_{nullptr}, res1_{nullptr}, layer2_{nullptr},
+      layer3_{nullptr}, res3_{nullptr};
+  nn::Linear fc_{nullptr};
+};
+
+}  // namespace
+
+std::shared_ptr<Classifier> make_model(const std::string& name, int64_t in_channels,
+                                       int64_t num_classes) {
+  if (name == "seed_cnn") return std::make_shared<SeedCnn>(in_channels, num_classes);
+  if (name == "resnet9") return std::make_shared<ResNet9>(in_channels, num_classes);
+  throw InputError("unknown model.name '" + name + "'; choose seed_cnn or resnet9");
+}
+
+int64_t parameter_count(const torch::nn::Module& module) {
+  int64_t n = 0;
+  for (const auto& p : module.parameters()) n += p.numel();
+  return n;
+}
+
+}  // namespace ddp

@@ -1,0 +1,148 @@
+#include "ddp/mpi_communicator.h"
+
+#include <ATen/ATen.h>
+#include <sched.h>
+
+#include <sstream>
+
+#include "ddp/check.h"
+
+namespace ddp {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string describe(const char* name, int64_t seq, const at::Tensor& t) {
+  std::ostringstream s;
+  s << name << " #" << seq << " (" << t.numel() << " x " << t.dtype() << ", " << t.nbytes()
+    << " B)";
+  return s.str();
+}
+
+// Host buffer to hand to MPI: the tensor itself when it is a contiguous CPU tensor, else a
+// contiguous CPU copy that finish() writes back.
+struct Staged {
+  at::Tensor target;
+  at::Tensor host;
+  explicit Staged(const at::Tensor& t) : target(t) {
+    host = (t.is_cpu() && t.is_contiguous()) ? t : t.to(at::kCPU).contiguous();
+  }
+  void finish() {
+    if (!host.is_same(target)) target.copy_(host);
+  }
+};
+
+class MpiWork : public Work {
+ public:
+  MpiWork(Staged staged, MPI_Request request, ReduceOp op, int world, int rank,
+          std::chrono::milliseconds timeout, std::string what)
+      : staged_(std::move(staged)), request_(request), op_(op), world_(world), rank_(rank),
+        timeout_(timeout), what_(std::move(what)) {}
+
+  void wait() override {
+    if (done_) return;
+    wait_with_deadline(&request_, timeout_, rank_, what_);
+    done_ = true;
+    // Scale after the wait: dividing before the reduction completes is a classic bug.
+    if (op_ == ReduceOp::kAvg && world_ > 1) staged_.host.div_(world_);
+    staged_.finish();
+  }
+
+ private:
+  Staged staged_;
+  MPI_Request request_;
+  ReduceOp op_;
+  int world_;
+  int rank_;
+  std::chrono::milliseconds timeout_;
+  std::string what_;
+  bool done_ = false;
+};
+
+}  // namespace
+
+MPI_Datatype mpi_datatype(const at::Tensor& tensor) {
+  switch (tensor.scalar_type()) {
+    case at::kFloat: return MPI_FLOAT;
+    case at::kDouble: return MPI_DOUBLE;
+    case at::kInt: return MPI_INT32_T;
+    case at::kLong: return MPI_INT64_T;
+    case at::kByte: return MPI_UINT8_T;
+    default: break;
+  }
+  DDP_CHECK(false, "MPI communicator cannot reduce dtype " << tensor.dtype()
+                                                           << "; use float32/float64/int32/int64/uint8");
+  return MPI_DATATYPE_NULL;
+}
+
+void wait_with_deadline(MPI_Request* request, std::chrono::milliseconds timeout, int rank,
+                        const std::string& what) {
+  const auto start = Clock::now();
+  int flag = 0;
+  for (int64_t spins = 0;; ++spins) {
+    MPI_CHECK(MPI_Test(request, &flag, MPI_STATUS_IGNORE));
+    if (flag) return;
+    // Yield after a short spin so oversubscribed ranks (more ranks than cores) make progress.
+    if (spins > 200) sched_yield();
+    if ((spins & 63) == 0 && Clock::now() - start > timeout) {
+      const double s = std::chrono::duration<double>(Clock::now() - start).count();
+      std::ostringstream msg;
+      msg << "[rank " << rank << "] " << what << " timed out after " << s
+          << " s waiting for peers (a rank died, hangs, or issued a different collective); "
+             "raise dist.timeout_s if a step legitimately takes longer";
+      // The request cannot be completed any more; the caller aborts the job.
+      throw Error(msg.str());
+    }
+  }
+}
+
+MpiCommunicator::MpiCommunicator(MPI_Comm comm, std::chrono::milliseconds timeout)
+    : comm_(comm), timeout_(timeout) {
+  MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
+  MPI_CHECK(MPI_Comm_size(comm_, &size_));
+}
+
+std::unique_ptr<Work> MpiCommunicator::all_reduce_async(at::Tensor tensor, ReduceOp op) {
+  const int64_t seq = sequence_++;
+  Staged staged(tensor);
+  DDP_CHECK(staged.host.numel() <= INT32_MAX, "tensor too large for one MPI call");
+  MPI_Request request;
+  MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, staged.host.data_ptr(),
+                           static_cast<int>(staged.host.numel()), mpi_datatype(staged.host),
+                           MPI_SUM, comm_, &request));
+  return std::make_unique<MpiWork>(std::move(staged), request, op, size_, rank_, timeout_,
+                                   describe("all_reduce", seq, tensor));
+}
+
+void MpiCommunicator::broadcast(at::Tensor tensor, int root) {
+  const int64_t seq = sequence_++;
+  Staged staged(tensor);
+  MPI_Request request;
+  MPI_CHECK(MPI_Ibcast(staged.host.data_ptr(), static_cast<int>(staged.host.numel()),
+                       mpi_datatype(staged.host), root, comm_, &request));
+  wait_with_deadline(&request, timeout_, rank_, describe("broadcast", seq, tensor));
+  staged.finish();
+}
+
+at::Tensor MpiCommunicator::all_gather(const at::Tensor& tensor) {
+  const int64_t seq = sequence_++;
+  at::Tensor send = tensor.to(at::kCPU).contiguous();
+  std::vector<int64_t> shape{size_};
+  for (auto d : tensor.sizes()) shape.push_back(d);
+  at::Tensor out = at::empty(shape, send.options());
+  MPI_Request request;
+  MPI_CHECK(MPI_Iallgather(send.data_ptr(), static_cast<int>(send.numel()), mpi_datatype(send),
+                           out.data_ptr(), static_cast<int>(send.numel()), mpi_datatype(send),
+                           comm_, &request));
+  wait_with_deadline(&request, timeout_, rank_, describe("all_gather", seq, tensor));
+  return out.to(tensor.device());
+}
+
+void MpiCommunicator::barrier() {
+  const int64_t seq = sequence_++;
+  MPI_Request request;
+  MPI_CHECK(MPI_Ibarrier(comm_, &request));
+  wait_with_deadline(&request, timeout_, rank_, "barrier #" + std::to_string(seq));
+}
+
+}  // namespace ddp

@@ -1,0 +1,87 @@
+#include "ddp/config.h"
+
+#include <gtest/gtest.h>
+
+#include "ddp/check.h"
+
+namespace ddp {
+namespace {
+
+std::string error_of(const std::string& yaml, const std::vector<std::string>& overrides = {}) {
+  try {
+    parse_config(yaml, "test.yaml", overrides);
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Config, DefaultsAreTheSeedRecipe) {
+  Config c = parse_config("", "empty");
+  EXPECT_EQ(c.model.name, "seed_cnn");
+  EXPECT_EQ(c.train.batch_size, 64);
+  EXPECT_DOUBLE_EQ(c.train.lr, 0.01);
+  EXPECT_EQ(c.train.epochs, 10);
+  EXPECT_EQ(c.log.every_steps, 100);
+  EXPECT_EQ(c.dist.backend, "auto");
+  EXPECT_DOUBLE_EQ(c.dist.bucket_mb, 25.0);
+}
+
+TEST(Config, NestedYamlAndOverridesInOrder) {
+  Config c = parse_config("model:\n  name: resnet9\ntrain:\n  lr: 0.4\n  nesterov: true\nresume: a.pt\n",
+                          "t", {"train.lr=0.2", "data.augment=yes", "train.lr=0.1"});
+  EXPECT_EQ(c.model.name, "resnet9");
+  EXPECT_DOUBLE_EQ(c.train.lr, 0.1);
+  EXPECT_TRUE(c.train.nesterov);
+  EXPECT_TRUE(c.data.augment);
+  EXPECT_EQ(c.resume, "a.pt");
+}
+
+TEST(Config, UnknownKeyIsNamedWithASuggestion) {
+  const std::string e = error_of("train:\n  lrr: 0.1\n");
+  EXPECT_NE(e.find("unknown config key 'train.lrr'"), std::string::npos) << e;
+  EXPECT_NE(e.find("did you mean 'train.lr'"), std::string::npos) << e;
+  EXPECT_NE(error_of("", {"nope.key=1"}).find("'nope.key' (--set)"), std::string::npos);
+}
+
+TEST(Config, WrongTypesAndRangesNameTheKey) {
+  EXPECT_NE(error_of("train:\n  lr: fast\n").find("config key train.lr (test.yaml): 'fast' is not allowed"), std::string::npos);
+  EXPECT_NE(error_of("train:\n  batch_size: 0\n").find("train.batch_size"), std::string::npos);
+  EXPECT_NE(error_of("train:\n  batch_size: 12.5\n").find("an integer"), std::string::npos);
+  EXPECT_NE(error_of("train:\n  lr: -1\n").find("train.lr"), std::string::npos);
+  EXPECT_NE(error_of("model:\n  name: vgg\n").find("one of: seed_cnn resnet9"), std::string::npos);
+  EXPECT_NE(error_of("data:\n  shuffle: maybe\n").find("true or false"), std::string::npos);
+  EXPECT_NE(error_of("dist:\n  backend: gloo\n").find("dist.backend"), std::string::npos);
+}
+
+TEST(Config, MalformedInputs) {
+  EXPECT_NE(error_of("train: [1, 2").find("not valid YAML"), std::string::npos);
+  EXPECT_NE(error_of("- a\n- b\n").find("must be a YAML map"), std::string::npos);
+  EXPECT_NE(error_of("train:\n  lr: [1, 2]\n").find("lists are not supported"), std::string::npos);
+  EXPECT_NE(error_of("", {"train.lr"}).find("expected key=value"), std::string::npos);
+  EXPECT_THROW(load_config("/nonexistent/config.yaml"), InputError);
+}
+
+TEST(Config, ResolvedYamlRoundTrips) {
+  Config c = parse_config("", "t", {"model.name=resnet9", "train.lr=0.123", "log.dir=/tmp/a b", "resume="});
+  const std::string yaml = c.to_yaml();
+  Config again = parse_config(yaml, "resolved");
+  EXPECT_EQ(again.to_yaml(), yaml);
+  EXPECT_EQ(again.model.name, "resnet9");
+  EXPECT_DOUBLE_EQ(again.train.lr, 0.123);
+  EXPECT_EQ(again.log.dir, "/tmp/a b");
+  for (const auto& key : config_keys()) {
+    const auto dot = key.find('.');
+    EXPECT_NE(yaml.find((dot == std::string::npos ? key : key.substr(dot + 1)) + ":"), std::string::npos) << key;
+  }
+}
+
+TEST(Config, ShippedConfigsParse) {
+  for (const char* name : {"seed_cnn", "resnet9", "smoke"}) {
+    Config c = load_config(std::string(DDP_SOURCE_DIR) + "/configs/" + name + ".yaml");
+    EXPECT_FALSE(c.model.name.empty()) << name;
+  }
+}
+
+}  // namespace
+}  // namespace ddp

@@ -1,0 +1,42 @@
+#include "ddp/runtime.h"
+
+#include <gtest/gtest.h>
+
+#include "ddp/check.h"
+
+namespace ddp {
+namespace {
+
+TEST(ChooseDevice, CpuWithoutCuda) {
+  EXPECT_EQ(choose_device("auto", false, 0, 0, 4), "cpu");
+  EXPECT_EQ(choose_device("cpu", true, 8, 3, 4), "cpu");
+}
+
+TEST(ChooseDevice, LocalRankPicksItsGpu) {
+  EXPECT_EQ(choose_device("auto", true, 4, 0, 4), "cuda:0");
+  EXPECT_EQ(choose_device("auto", true, 4, 3, 4), "cuda:3");
+  EXPECT_EQ(choose_device("cuda", true, 8, 1, 2), "cuda:1");
+}
+
+TEST(ChooseDevice, MoreRanksThanGpusIsAnError) {
+  try {
+    choose_device("auto", true, 2, 2, 3);
+    FAIL() << "expected an error";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("3 ranks run on this node but it has only 2"), std::string::npos) << e.what();
+  }
+}
+
+TEST(ChooseDevice, CudaRequestedWithoutGpuIsAnError) {
+  EXPECT_THROW(choose_device("cuda", false, 0, 0, 1), InputError);
+}
+
+TEST(ChooseThreads, DividesCoresAmongLocalRanks) {
+  EXPECT_EQ(choose_threads(0, 16, 4), 4);
+  EXPECT_EQ(choose_threads(0, 2, 3), 1);
+  EXPECT_EQ(choose_threads(0, 2, 1), 2);
+  EXPECT_EQ(choose_threads(6, 2, 1), 6);
+}
+
+}  // namespace
+}  // namespace ddp

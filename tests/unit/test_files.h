@@ -1,0 +1,24 @@
+// Helpers for tests that write their own fixtures.
+#pragma once
+
+#include <string>
+
+#include "ddp/files.h"
+
+namespace ddp::testing {
+
+// A fresh temporary directory, removed with everything in it when the object goes out of scope.
+class TempDir {
+ public:
+  TempDir() : path_(files::make_temp_directory("ddptest_")) {}
+  ~TempDir() { files::remove_tree(path_); }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+}  // namespace ddp::testing
