@@ -3,7 +3,6 @@
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 
-#include <functional>
 #include <sstream>
 
 #include "ddp/check.h"
@@ -11,8 +10,8 @@
 namespace ddp {
 
 GradientSynchronizer::GradientSynchronizer(Communicator& comm, std::vector<at::Tensor> params,
-                                           int64_t cap_bytes, int64_t first_cap_bytes)
-    : comm_(comm), params_(std::move(params)) {
+                                           SyncOptions options)
+    : comm_(comm), params_(std::move(params)), options_(options) {
   DDP_CHECK(!params_.empty(), "no parameters to synchronise");
   std::vector<int64_t> numels;
   for (const auto& p : params_) {
@@ -20,9 +19,38 @@ GradientSynchronizer::GradientSynchronizer(Communicator& comm, std::vector<at::T
               "all parameters must share one dtype, got " << p.dtype() << " and " << params_[0].dtype());
     numels.push_back(p.numel());
   }
-  buckets_ = plan_buckets(numels, params_[0].element_size(), cap_bytes, first_cap_bytes);
-  for (const auto& b : buckets_) flat_.push_back(at::zeros({b.numel}, params_[0].options()));
+  if (options_.comm_dtype == at::ScalarType::Undefined) options_.comm_dtype = params_[0].scalar_type();
+  const int64_t element_bytes = c10::elementSize(options_.comm_dtype);
+  buckets_ = plan_buckets(numels, element_bytes, options_.cap_bytes, options_.first_cap_bytes);
+  bucket_of_.resize(params_.size());
+  offset_of_.resize(params_.size());
+  for (size_t b = 0; b < buckets_.size(); ++b) {
+    flat_.push_back(at::zeros({buckets_[b].numel}, params_[0].options().dtype(options_.comm_dtype)));
+    int64_t offset = 0;
+    for (int64_t i : buckets_[b].params) {
+      bucket_of_[i] = static_cast<int64_t>(b);
+      offset_of_[i] = offset;
+      offset += params_[i].numel();
+    }
+  }
+  pending_.assign(buckets_.size(), 0);
+  filled_.assign(params_.size(), 0);
+  works_.resize(buckets_.size());
   verify_same_parameters();
+  if (comm_.size() > 1 && options_.overlap) {
+    for (size_t i = 0; i < params_.size(); ++i) {
+      if (!params_[i].requires_grad()) continue;
+      hooks_.push_back(params_[i].register_hook(
+          [this, i](const at::Tensor& grad) { on_gradient(static_cast<int64_t>(i), grad); }));
+    }
+  }
+}
+
+GradientSynchronizer::~GradientSynchronizer() {
+  size_t h = 0;
+  for (size_t i = 0; i < params_.size() && h < hooks_.size(); ++i) {
+    if (params_[i].requires_grad()) params_[i].remove_hook(hooks_[h++]);
+  }
 }
 
 void GradientSynchronizer::verify_same_parameters() {
@@ -49,40 +77,91 @@ void GradientSynchronizer::verify_same_parameters() {
   }
 }
 
-void GradientSynchronizer::synchronize() {
+void GradientSynchronizer::prepare() {
+  if (comm_.size() == 1 || !options_.overlap) return;
+  for (size_t b = 0; b < buckets_.size(); ++b) {
+    pending_[b] = static_cast<int64_t>(buckets_[b].params.size());
+    works_[b].reset();
+  }
+  std::fill(filled_.begin(), filled_.end(), 0);
+  next_bucket_ = 0;
+  started_in_backward_ = 0;
+  armed_ = true;
+}
+
+// Writes the parameter's full gradient for this step (what is already accumulated in .grad plus
+// `new_grad`, either of which may be undefined) into its bucket slice.
+void GradientSynchronizer::fill_slice(int64_t i, const at::Tensor& new_grad) {
+  const at::Tensor& p = params_[i];
+  at::Tensor slice = flat_[bucket_of_[i]].narrow(0, offset_of_[i], p.numel());
+  const at::Tensor& accumulated = p.grad();
+  if (accumulated.defined() && new_grad.defined()) {
+    slice.copy_((accumulated + new_grad).reshape({-1}));
+  } else if (new_grad.defined()) {
+    slice.copy_(new_grad.reshape({-1}));
+  } else if (accumulated.defined()) {
+    slice.copy_(accumulated.reshape({-1}));
+  } else {
+    slice.zero_();
+  }
+  filled_[i] = 1;
+}
+
+void GradientSynchronizer::on_gradient(int64_t i, const at::Tensor& grad) {
+  if (!armed_ || filled_[i]) return;
+  c10::NoGradGuard no_grad;
+  fill_slice(i, grad);
+  if (--pending_[bucket_of_[i]] == 0) launch_ready_buckets();
+  // Let MPI progress the buckets already in flight while backward goes on.
+  for (size_t b = 0; b < next_bucket_; ++b) works_[b]->test();
+}
+
+void GradientSynchronizer::launch_ready_buckets() {
+  while (next_bucket_ < buckets_.size() && pending_[next_bucket_] == 0) {
+    works_[next_bucket_] = comm_.all_reduce_async(flat_[next_bucket_], ReduceOp::kAvg);
+    ++next_bucket_;
+    if (armed_) ++started_in_backward_;
+  }
+}
+
+void GradientSynchronizer::finalize() {
   if (comm_.size() == 1) return;
   c10::NoGradGuard no_grad;
-  std::vector<std::unique_ptr<Work>> works;
-  works.reserve(buckets_.size());
-  for (size_t b = 0; b < buckets_.size(); ++b) {
-    int64_t offset = 0;
-    for (int64_t i : buckets_[b].params) {
-      const at::Tensor& p = params_[i];
-      at::Tensor slice = flat_[b].narrow(0, offset, p.numel());
-      const at::Tensor& g = p.grad();
-      if (g.defined()) {
-        slice.copy_(g.reshape({-1}));
-      } else {
-        slice.zero_();
-      }
-      offset += p.numel();
-    }
-    works.push_back(comm_.all_reduce_async(flat_[b], ReduceOp::kAvg));
+  if (!armed_) {  // Overlap off: everything happens here.
+    std::fill(filled_.begin(), filled_.end(), 0);
+    next_bucket_ = 0;
+    started_in_backward_ = 0;
+    for (size_t b = 0; b < buckets_.size(); ++b) pending_[b] = 0;
+    for (size_t i = 0; i < params_.size(); ++i) fill_slice(static_cast<int64_t>(i), at::Tensor());
   }
+  armed_ = false;
+  // Parameters whose hook did not fire this step (unused in the forward pass).
+  for (size_t i = 0; i < params_.size(); ++i) {
+    if (!filled_[i]) {
+      fill_slice(static_cast<int64_t>(i), at::Tensor());
+      --pending_[bucket_of_[i]];
+    }
+  }
+  launch_ready_buckets();
+  DDP_CHECK(next_bucket_ == buckets_.size(), "internal: bucket " << next_bucket_ << " was not launched");
   for (size_t b = 0; b < buckets_.size(); ++b) {
-    works[b]->wait();
-    int64_t offset = 0;
+    works_[b]->wait();
     for (int64_t i : buckets_[b].params) {
       at::Tensor& p = params_[i];
-      at::Tensor slice = flat_[b].narrow(0, offset, p.numel()).view_as(p);
+      at::Tensor avg = flat_[b].narrow(0, offset_of_[i], p.numel()).view_as(p);
       if (p.grad().defined()) {
-        p.mutable_grad().copy_(slice);
+        p.mutable_grad().copy_(avg);
       } else {
-        p.mutable_grad() = slice.clone();
+        p.mutable_grad() = avg.to(p.scalar_type(), /*non_blocking=*/false, /*copy=*/true);
       }
-      offset += p.numel();
     }
+    works_[b].reset();
   }
+}
+
+void GradientSynchronizer::synchronize() {
+  armed_ = false;
+  finalize();
 }
 
 }  // namespace ddp

@@ -42,13 +42,25 @@ class MpiWork : public Work {
   void wait() override {
     if (done_) return;
     wait_with_deadline(&request_, timeout_, rank_, what_);
+    complete();
+  }
+
+  bool test() override {
+    if (done_) return true;
+    int flag = 0;
+    MPI_CHECK(MPI_Test(&request_, &flag, MPI_STATUS_IGNORE));
+    if (flag) complete();
+    return done_;
+  }
+
+ private:
+  void complete() {
     done_ = true;
     // Scale after the wait: dividing before the reduction completes is a classic bug.
     if (op_ == ReduceOp::kAvg && world_ > 1) staged_.host.div_(world_);
     staged_.finish();
   }
 
- private:
   Staged staged_;
   MPI_Request request_;
   ReduceOp op_;
@@ -59,6 +71,28 @@ class MpiWork : public Work {
   bool done_ = false;
 };
 
+// MPI has no 16-bit float types: they travel as MPI_UINT16_T and are summed by user-defined
+// operations that add in float and round back.
+template <typename T>
+void sum_16bit(void* in, void* inout, int* len, MPI_Datatype*) {
+  const T* a = static_cast<const T*>(in);
+  T* b = static_cast<T*>(inout);
+  for (int i = 0; i < *len; ++i) b[i] = static_cast<T>(static_cast<float>(a[i]) + static_cast<float>(b[i]));
+}
+
+MPI_Op sum_op(const at::Tensor& t) {
+  static MPI_Op bf16 = MPI_OP_NULL, fp16 = MPI_OP_NULL;  // Created once, after MPI_Init.
+  if (t.scalar_type() == at::kBFloat16) {
+    if (bf16 == MPI_OP_NULL) MPI_CHECK(MPI_Op_create(&sum_16bit<c10::BFloat16>, 1, &bf16));
+    return bf16;
+  }
+  if (t.scalar_type() == at::kHalf) {
+    if (fp16 == MPI_OP_NULL) MPI_CHECK(MPI_Op_create(&sum_16bit<c10::Half>, 1, &fp16));
+    return fp16;
+  }
+  return MPI_SUM;
+}
+
 }  // namespace
 
 MPI_Datatype mpi_datatype(const at::Tensor& tensor) {
@@ -68,10 +102,12 @@ MPI_Datatype mpi_datatype(const at::Tensor& tensor) {
     case at::kInt: return MPI_INT32_T;
     case at::kLong: return MPI_INT64_T;
     case at::kByte: return MPI_UINT8_T;
+    case at::kBFloat16: return MPI_UINT16_T;  // summed by sum_op()
+    case at::kHalf: return MPI_UINT16_T;
     default: break;
   }
   DDP_CHECK(false, "MPI communicator cannot reduce dtype " << tensor.dtype()
-                                                           << "; use float32/float64/int32/int64/uint8");
+                                                           << "; use float32/float64/bfloat16/float16/int32/int64/uint8");
   return MPI_DATATYPE_NULL;
 }
 
@@ -109,7 +145,7 @@ std::unique_ptr<Work> MpiCommunicator::all_reduce_async(at::Tensor tensor, Reduc
   MPI_Request request;
   MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, staged.host.data_ptr(),
                            static_cast<int>(staged.host.numel()), mpi_datatype(staged.host),
-                           MPI_SUM, comm_, &request));
+                           sum_op(staged.host), comm_, &request));
   return std::make_unique<MpiWork>(std::move(staged), request, op, size_, rank_, timeout_,
                                    describe("all_reduce", seq, tensor));
 }

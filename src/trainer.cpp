@@ -95,9 +95,13 @@ Trainer::Trainer(Config config, Communicator& comm, const c10::Device& device, I
     if (b.is_floating_point()) s_->buffers.push_back(b);
   }
   // The model check comes first so that a mismatch is an error, not a broadcast of wrong sizes.
-  s_->sync = std::make_unique<GradientSynchronizer>(
-      comm, params, static_cast<int64_t>(c.dist.bucket_mb * (1 << 20)),
-      static_cast<int64_t>(c.dist.first_bucket_mb * (1 << 20)));
+  SyncOptions sync;
+  sync.cap_bytes = static_cast<int64_t>(c.dist.bucket_mb * (1 << 20));
+  sync.first_cap_bytes = static_cast<int64_t>(c.dist.first_bucket_mb * (1 << 20));
+  sync.overlap = c.dist.overlap;
+  if (c.dist.grad_dtype == "bf16") sync.comm_dtype = at::kBFloat16;
+  if (c.dist.grad_dtype == "fp16") sync.comm_dtype = at::kHalf;
+  s_->sync = std::make_unique<GradientSynchronizer>(comm, params, sync);
   std::vector<at::Tensor> state = params;
   for (const auto& b : s_->model->buffers()) state.push_back(b);
   broadcast_tensors(comm, state, 0);
@@ -122,6 +126,8 @@ Trainer::Trainer(Config config, Communicator& comm, const c10::Device& device, I
 Trainer::~Trainer() = default;
 
 Classifier& Trainer::model() { return *s_->model; }
+
+int64_t Trainer::buckets_started_in_backward() const { return s_->sync->buckets_started_in_backward(); }
 
 EvalResult Trainer::evaluate() {
   State& s = *s_;
@@ -164,7 +170,9 @@ TrainSummary Trainer::run() {
   DistributedSampler sampler(s.train_data.size(), s.comm.rank(), s.comm.size(), c.data.shuffle,
                              static_cast<uint64_t>(c.train.seed));
   const int64_t batch = c.train.batch_size;
-  const int64_t steps_per_epoch = (sampler.num_samples() + batch - 1) / batch;
+  const int64_t micro = c.train.accumulate_steps;
+  const int64_t per_step = batch * micro;  // Images per rank per optimizer step.
+  const int64_t steps_per_epoch = (sampler.num_samples() + per_step - 1) / per_step;
   int64_t total_steps = c.train.epochs * steps_per_epoch;
   if (c.train.max_steps > 0) total_steps = std::min(total_steps, c.train.max_steps);
 
@@ -186,11 +194,12 @@ TrainSummary Trainer::run() {
   }
 
   if (s.is_root()) {
-    spdlog::info("training {} ({} parameters) on {} | {} ranks x batch {} = {} images/step | {} steps/epoch, {} steps",
+    spdlog::info("training {} ({} parameters) on {} | {} ranks x batch {} x {} micro-batches = {} images/step | {} steps/epoch, {} steps",
                  c.model.name, parameter_count(*s.model), s.train_data.name, s.comm.size(), batch,
-                 batch * s.comm.size(), steps_per_epoch, total_steps);
-    spdlog::info("gradient buckets: {} (first {} params), backend {}", s.sync->plan().size(),
-                 s.sync->plan().front().params.size(), s.comm.backend());
+                 micro, per_step * s.comm.size(), steps_per_epoch, total_steps);
+    spdlog::info("gradient buckets: {} (first {} params), backend {}, overlap {}, gradients in {}",
+                 s.sync->plan().size(), s.sync->plan().front().params.size(), s.comm.backend(),
+                 c.dist.overlap ? "on" : "off", c.dist.grad_dtype);
   }
 
   TrainSummary summary;
@@ -217,17 +226,33 @@ TrainSummary Trainer::run() {
       for (auto& group : s.optimizer->param_groups()) {
         static_cast<torch::optim::SGDOptions&>(group.options()).lr(lr);
       }
-      const int64_t lo = b * batch, hi = std::min(lo + batch, sampler.num_samples());
-      std::vector<int64_t> idx(indices.begin() + lo, indices.begin() + hi), pos(hi - lo);
-      for (int64_t i = lo; i < hi; ++i) pos[i - lo] = sampler.global_position(i);
-      Batch data = s.train_batches->get(idx, pos, c.data.augment, static_cast<uint64_t>(c.train.seed), epoch);
+      const int64_t lo = b * per_step, hi = std::min(lo + per_step, sampler.num_samples());
       if (c.dist.broadcast_buffers && !s.buffers.empty()) broadcast_tensors(s.comm, s.buffers, 0);
-      at::Tensor logits = s.model->forward(data.images);
-      at::Tensor loss = torch::nn::functional::cross_entropy(logits, data.labels, ce_options);
       s.optimizer->zero_grad();
-      loss.backward();
-      s.sync->synchronize();
+      at::Tensor step_loss;
+      // k micro-batches: gradients accumulate locally; the last backward is all-reduced. Each
+      // micro-batch loss is weighted by its share of the step's images, so the accumulated
+      // gradient is that of the mean loss over all of them.
+      for (int64_t m = 0; m < micro; ++m) {
+        const int64_t mlo = std::min(lo + m * batch, hi), mhi = std::min(mlo + batch, hi);
+        const bool last = m == micro - 1;
+        if (mhi == mlo && !last) continue;
+        std::vector<int64_t> idx(indices.begin() + mlo, indices.begin() + mhi), pos(mhi - mlo);
+        for (int64_t i = mlo; i < mhi; ++i) pos[i - mlo] = sampler.global_position(i);
+        if (last) s.sync->prepare();
+        if (mhi > mlo) {
+          Batch data = s.train_batches->get(idx, pos, c.data.augment, static_cast<uint64_t>(c.train.seed), epoch);
+          at::Tensor logits = s.model->forward(data.images);
+          at::Tensor loss = torch::nn::functional::cross_entropy(logits, data.labels, ce_options);
+          const double weight = static_cast<double>(mhi - mlo) / static_cast<double>(hi - lo);
+          (micro == 1 ? loss : loss * weight).backward();
+          at::Tensor weighted = loss.detach() * weight;
+          step_loss = step_loss.defined() ? step_loss + weighted : weighted;
+        }
+      }
+      s.sync->finalize();
       s.optimizer->step();
+      at::Tensor loss = step_loss;
       ++step;
       ++interval_steps;
       loss_sum += loss.detach();

@@ -22,7 +22,11 @@ enum class ReduceOp { kSum, kAvg };
 class Work {
  public:
   virtual ~Work() = default;
+  // Blocks until done; throws on error or when the communicator's deadline passes.
   virtual void wait() = 0;
+  // Non-blocking: true when done (the result is then in place, as after wait()). Calling it also
+  // lets the backend make progress (MPI's non-blocking collectives progress only inside MPI).
+  virtual bool test() = 0;
 };
 
 class Communicator {

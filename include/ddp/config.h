@@ -41,6 +41,7 @@ struct Config {
     double label_smoothing = 0.0;
     int64_t seed = 0;
     int64_t threads = 0;  // Intra-op threads per rank; 0 = cores / local ranks.
+    int64_t accumulate_steps = 1;  // Micro-batches per optimizer step (one all-reduce each step).
   } train;
   struct Dist {
     std::string backend = "auto";
@@ -49,6 +50,8 @@ struct Config {
     double first_bucket_mb = 1.0;
     double timeout_s = 600.0;
     bool broadcast_buffers = true;
+    bool overlap = true;             // All-reduce buckets during backward.
+    std::string grad_dtype = "fp32";  // fp32, bf16 or fp16: the dtype gradients travel in.
   } dist;
   struct Log {
     std::string dir = "logs";

@@ -2,7 +2,8 @@
 //
 // Collectives are MPI's non-blocking ones (MPI_Iallreduce, ...) completed by polling MPI_Test
 // against a deadline, so a peer that died or never arrives turns into an error after
-// `timeout_ms` instead of a hang. Supported dtypes: float32, float64, int32, int64, uint8.
+// `timeout_ms` instead of a hang. Supported dtypes: float32, float64, int32, int64, uint8, and
+// bfloat16/float16 (sent as 16-bit words, summed by a user-defined MPI operation).
 #pragma once
 
 #include <mpi.h>

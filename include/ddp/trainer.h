@@ -52,6 +52,8 @@ class Trainer {
   // Evaluates on the test set, every rank on its own exact shard; the result is global.
   EvalResult evaluate();
   Classifier& model();
+  // Gradient buckets whose all-reduce started inside the last backward (0 with overlap off).
+  int64_t buckets_started_in_backward() const;
 
  private:
   struct State;
