@@ -15,6 +15,7 @@
 #include "ddp/config.h"
 #include "ddp/dataset.h"
 #include "ddp/mpi_communicator.h"
+#include "ddp/nccl_communicator.h"
 #include "ddp/trainer.h"
 #include "ddp/version.h"
 
@@ -50,14 +51,26 @@ TrainArgs parse_train_args(const std::vector<std::string>& args) {
   return t;
 }
 
+}  // namespace
+
+std::string choose_backend(const std::string& requested, const std::string& device, bool nccl_in_build) {
+  const bool gpu = device.rfind("cuda", 0) == 0;
+  if (requested == "nccl") {
+    if (!gpu) throw InputError("dist.backend=nccl needs CUDA GPUs, and none is usable here; use dist.backend=auto or mpi");
+    if (!nccl_in_build) throw InputError("dist.backend=nccl: this ddptrain was built without NCCL; use dist.backend=auto or mpi");
+    return "nccl";
+  }
+  if (requested == "auto") return gpu && nccl_in_build ? "nccl" : "mpi";
+  return "mpi";
+}
+
+namespace {
+
 // Picks the communicator backend once, from the config and what the machine has.
 std::unique_ptr<Communicator> make_communicator(const Config& c, const std::string& device) {
   const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(c.dist.timeout_s * 1000));
-  if (c.dist.backend == "nccl") {
-    if (device == "cpu") {
-      throw InputError("dist.backend=nccl needs CUDA GPUs, and none is usable here; use dist.backend=auto or mpi");
-    }
-    throw InputError("dist.backend=nccl is not built into this ddptrain yet; use dist.backend=auto or mpi");
+  if (choose_backend(c.dist.backend, device, nccl_built()) == "nccl") {
+    return make_nccl_communicator(MPI_COMM_WORLD, c10::Device(device).index(), timeout);
   }
   return std::make_unique<MpiCommunicator>(MPI_COMM_WORLD, timeout);
 }
@@ -95,7 +108,7 @@ int train(const std::vector<std::string>& args, const ProcessInfo& p) {
 std::string version_string() {
   std::ostringstream s;
   s << "ddptrain " << DDPTRAIN_VERSION << " (git " << DDPTRAIN_GIT_REVISION << ") | LibTorch "
-    << TORCH_VERSION;
+    << TORCH_VERSION << " | NCCL " << nccl_version();
   return s.str();
 }
 

@@ -1,0 +1,36 @@
+#include <gtest/gtest.h>
+
+#include "ddp/check.h"
+#include "ddp/cli.h"
+#include "ddp/nccl_communicator.h"
+
+namespace ddp {
+namespace {
+
+TEST(Backend, AutoPicksNcclOnlyForGpusWithNcclBuilt) {
+  EXPECT_EQ(choose_backend("auto", "cuda:1", true), "nccl");
+  EXPECT_EQ(choose_backend("auto", "cuda:0", false), "mpi");
+  EXPECT_EQ(choose_backend("auto", "cpu", true), "mpi");
+  EXPECT_EQ(choose_backend("mpi", "cuda:0", true), "mpi");
+  EXPECT_EQ(choose_backend("nccl", "cuda:0", true), "nccl");
+}
+
+TEST(Backend, NcclWithoutGpuOrWithoutNcclIsAnError) {
+  EXPECT_THROW(choose_backend("nccl", "cpu", true), InputError);
+  EXPECT_THROW(choose_backend("nccl", "cuda:0", false), InputError);
+}
+
+TEST(NcclCommunicator, WithoutAUsableGpuIsAClearError) {
+  // This machine has no GPU: the NCCL communicator (or its stand-in when not built) refuses
+  // before touching MPI or NCCL, naming the backend setting to change.
+  try {
+    make_nccl_communicator(MPI_COMM_NULL, 0, std::chrono::milliseconds(1000));
+    FAIL() << "expected an error";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("dist.backend=mpi"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(nccl_version().empty());
+}
+
+}  // namespace
+}  // namespace ddp
