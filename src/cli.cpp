@@ -11,6 +11,7 @@
 #include <sstream>
 #include <thread>
 
+#include "ddp/bench_comm.h"
 #include "ddp/check.h"
 #include "ddp/config.h"
 #include "ddp/dataset.h"
@@ -103,6 +104,18 @@ int train(const std::vector<std::string>& args, const ProcessInfo& p) {
   return 0;
 }
 
+int bench_comm(const std::vector<std::string>& args, const ProcessInfo& p) {
+  BenchCommOptions o = parse_bench_comm_args(args);
+  at::set_num_threads(choose_threads(0, static_cast<int>(std::thread::hardware_concurrency()), p.local_size));
+  const bool cuda = torch::cuda::is_available();
+  o.device = choose_device("auto", cuda, cuda ? static_cast<int>(torch::cuda::device_count()) : 0, p.local_rank,
+                           p.local_size);
+  Config c;
+  auto comm = make_communicator(c, o.device);
+  run_bench_comm(*comm, o);
+  return 0;
+}
+
 }  // namespace
 
 std::string version_string() {
@@ -118,6 +131,11 @@ std::string usage() {
        "commands:\n"
        "  train --config FILE [--set key=value ...]   train data-parallel (run under mpirun for\n"
        "                                              several ranks; alone for one)\n"
+       "  bench-comm [--min-bytes 8K] [--max-bytes 64M] [--iters 20] [--model seed_cnn]\n"
+       "             [--batch 64] [--steps 20] [--bucket-mb 25]\n"
+       "                                              all-reduce bandwidth table against raw\n"
+       "                                              MPI_Allreduce, and ms/step with no sync,\n"
+       "                                              sync after backward, and overlap\n"
        "  --help                                      this text\n"
        "  --version                                   version, git revision, LibTorch version\n\n"
        "config keys (YAML sections in FILE, or --set section.key=value):\n";
@@ -136,6 +154,7 @@ int run_cli(const std::vector<std::string>& args, const ProcessInfo& process) {
     return 0;
   }
   if (args[0] == "train") return train(args, process);
+  if (args[0] == "bench-comm") return bench_comm(args, process);
   throw InputError("unknown command '" + args[0] + "'; see ddptrain --help");
 }
 

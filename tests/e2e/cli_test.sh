@@ -16,6 +16,12 @@ mpirun2() { timeout 300 "$MPIEXEC" -np 2 --oversubscribe --bind-to none "$DDPTRA
 "$DDPTRAIN" --version | grep -q "^ddptrain [0-9.]* (git .*) | LibTorch 2\." && pass version || fail version
 "$DDPTRAIN" --help | grep -q "train.batch_size" && pass help || fail help
 
+# bench-comm prints both tables (numbers are not checked: speed is not asserted in tests).
+mpirun2 bench-comm --max-bytes 32K --iters 2 --steps 2 --batch 8 >$TMP/bench.log 2>&1
+rc=$?
+[ $rc -eq 0 ] && grep -q "busbw" $TMP/bench.log && grep -qE "^ +32768 +8192 \|" $TMP/bench.log \
+  && grep -q "comm hidden" $TMP/bench.log && pass "bench-comm tables" || { fail "bench-comm tables (rc $rc)"; cat $TMP/bench.log; }
+
 # A smoke run on 2 ranks.
 OUT=$TMP/run1.log
 mpirun2 train --config "$SRC/configs/smoke.yaml" --set log.dir=$TMP/logs --set checkpoint.dir=$TMP/ckpt \
