@@ -4,19 +4,26 @@
 #include <torch/nn/module.h>
 #include <torch/optim/optimizer.h>
 #include <torch/serialize/archive.h>
+#include <torch/version.h>
 #include <unistd.h>
+#include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <algorithm>
+#include <fstream>
+#include <sstream>
 
 #include "ddp/check.h"
 #include "ddp/files.h"
+#include "ddp/version.h"
 
 namespace ddp {
 namespace {
-constexpr int64_t kFormatVersion = 1;
+
+constexpr int64_t kFormatVersion = 2;
 
 void fsync_path(const std::string& path, bool directory) {
   int fd = ::open(path.c_str(), directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
@@ -24,34 +31,62 @@ void fsync_path(const std::string& path, bool directory) {
   ::fsync(fd);
   ::close(fd);
 }
-}  // namespace
 
-std::string checkpoint_path(const std::string& dir, int64_t epoch, int64_t step) {
+std::string stem(int64_t epoch, int64_t step) {
   char name[64];
-  std::snprintf(name, sizeof(name), "epoch_%04lld_step_%08lld.pt", static_cast<long long>(epoch),
+  std::snprintf(name, sizeof(name), "epoch_%04lld_step_%08lld", static_cast<long long>(epoch),
                 static_cast<long long>(step));
-  return files::join(dir, name);
+  return name;
 }
 
-void save_checkpoint(const std::string& path, torch::nn::Module& model,
-                     torch::optim::Optimizer& optimizer, const CheckpointState& state) {
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+std::string manifest_of(const std::string& path) {
+  if (ends_with(path, ".json")) return path;
+  if (ends_with(path, ".pt")) return path.substr(0, path.size() - 3) + ".json";
+  return path + ".json";
+}
+
+std::string payload_of(const std::string& path) {
+  if (ends_with(path, ".pt")) return path;
+  if (ends_with(path, ".json")) return path.substr(0, path.size() - 5) + ".pt";
+  return path;
+}
+
+std::string json_string(const std::string& s) {
+  std::ostringstream o;
+  o << '"';
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': o << "\\\""; break;
+      case '\\': o << "\\\\"; break;
+      case '\n': o << "\\n"; break;
+      case '\t': o << "\\t"; break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+          o << buf;
+        } else {
+          o << c;
+        }
+    }
+  }
+  o << '"';
+  return o.str();
+}
+
+// Writes `write(tmp)` to path.tmp, fsyncs it and renames it over `path`.
+template <typename Write>
+void commit_file(const std::string& path, const std::string& what, Write write) {
   const std::string tmp = path + ".tmp";
   try {
-    torch::serialize::OutputArchive archive;
-    torch::serialize::OutputArchive model_archive, optim_archive;
-    model.save(model_archive);
-    optimizer.save(optim_archive);
-    archive.write("model", model_archive);
-    archive.write("optimizer", optim_archive);
-    archive.write("format_version", c10::IValue(kFormatVersion));
-    archive.write("epoch", c10::IValue(state.epoch));
-    archive.write("step", c10::IValue(state.step));
-    archive.write("model_name", c10::IValue(state.model_name));
-    archive.write("config", c10::IValue(state.config_yaml));
-    archive.save_to(tmp);
+    write(tmp);
   } catch (const std::exception& e) {
     std::remove(tmp.c_str());
-    throw Error("saving checkpoint " + path + " failed (the previous checkpoints are untouched): " +
+    throw Error("saving " + what + " " + path + " failed (earlier checkpoints are untouched): " +
                 std::string(e.what()).substr(0, 300) + "; check free space and checkpoint.dir");
   }
   fsync_path(tmp, false);
@@ -60,66 +95,196 @@ void save_checkpoint(const std::string& path, torch::nn::Module& model,
     std::remove(tmp.c_str());
     throw Error("renaming " + tmp + " to " + path + " failed: " + why);
   }
-  fsync_path(files::parent(path), true);
 }
 
-CheckpointState load_checkpoint(const std::string& path, torch::nn::Module& model,
-                                torch::optim::Optimizer& optimizer,
-                                const std::string& expected_model) {
-  if (!files::is_regular_file(path)) {
-    throw InputError("checkpoint " + path + " does not exist; check the resume= path");
+}  // namespace
+
+uint64_t file_checksum(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  DDP_CHECK(static_cast<bool>(in), "cannot read " << path << ": " << std::strerror(errno));
+  uint64_t h = 1469598103934665603ull;
+  std::vector<char> buf(1 << 20);
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    const std::streamsize n = in.gcount();
+    for (std::streamsize i = 0; i < n; ++i) h = (h ^ static_cast<unsigned char>(buf[i])) * 1099511628211ull;
   }
-  CheckpointState state;
-  torch::serialize::InputArchive archive;
+  return h;
+}
+
+CheckpointFiles save_checkpoint(const std::string& dir, torch::nn::Module& model,
+                                torch::optim::Optimizer& optimizer, const CheckpointState& state) {
+  CheckpointFiles f;
+  const std::string name = stem(state.epoch, state.step);
+  f.payload = files::join(dir, name + ".pt");
+  f.manifest = files::join(dir, name + ".json");
+  // A manifest left from an earlier run under the same name must not vouch for the new payload.
+  std::remove(f.manifest.c_str());
+  commit_file(f.payload, "checkpoint", [&](const std::string& tmp) {
+    torch::serialize::OutputArchive archive, model_archive, optim_archive;
+    model.save(model_archive);
+    optimizer.save(optim_archive);
+    archive.write("model", model_archive);
+    archive.write("optimizer", optim_archive);
+    archive.write("format_version", c10::IValue(kFormatVersion));
+    archive.write("model_name", c10::IValue(state.model_name));
+    // Through our own writer: LibTorch's file writer throws from a destructor when the disk
+    // fills up, which terminates the process. This one reports every byte as written (so the
+    // zip writer finishes normally), remembers the first error, and we raise it afterwards.
+    FILE* out = std::fopen(tmp.c_str(), "wb");
+    if (!out) throw std::runtime_error(std::strerror(errno));
+    int write_error = 0;
+    archive.save_to([&](const void* data, size_t n) -> size_t {
+      if (write_error == 0 && n > 0 && std::fwrite(data, 1, n, out) != n) write_error = errno ? errno : EIO;
+      return n;
+    });
+    if (std::fflush(out) != 0 && write_error == 0) write_error = errno;
+    if (write_error == 0 && ::fsync(fileno(out)) != 0) write_error = errno;
+    if (std::fclose(out) != 0 && write_error == 0) write_error = errno;
+    if (write_error != 0) throw std::runtime_error(std::strerror(write_error));
+  });
+  const int64_t bytes = files::file_size(f.payload);
+  const uint64_t checksum = file_checksum(f.payload);
+  commit_file(f.manifest, "checkpoint manifest", [&](const std::string& tmp) {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << "{\n  \"format_version\": " << kFormatVersion << ",\n  \"step\": " << state.step
+        << ",\n  \"epoch\": " << state.epoch << ",\n  \"epoch_samples\": " << state.epoch_samples
+        << ",\n  \"world_size\": " << state.world_size << ",\n  \"seed\": " << state.seed
+        << ",\n  \"test_accuracy\": " << (state.test_accuracy >= 0 ? state.test_accuracy : -1.0)
+        << ",\n  \"model\": " << json_string(state.model_name)
+        << ",\n  \"payload\": " << json_string(name + ".pt") << ",\n  \"payload_bytes\": " << bytes
+        << ",\n  \"payload_fnv1a64\": \"" << std::hex << checksum << std::dec << "\""
+        << ",\n  \"ddptrain\": " << json_string(DDPTRAIN_VERSION " (git " DDPTRAIN_GIT_REVISION ")")
+        << ",\n  \"libtorch\": " << json_string(TORCH_VERSION)
+        << ",\n  \"config\": " << json_string(state.config_yaml) << "\n}\n";
+    out.flush();
+    if (!out) throw std::runtime_error(std::strerror(errno));
+  });
+  fsync_path(dir, true);
+  return f;
+}
+
+CheckpointState verify_checkpoint(const std::string& path) {
+  const std::string manifest = manifest_of(path), payload = payload_of(path);
+  if (!files::exists(payload) && !files::exists(manifest)) {
+    throw InputError("checkpoint " + path + " does not exist; check the resume= path (or use resume=auto)");
+  }
+  if (!files::is_regular_file(manifest)) {
+    throw InputError("checkpoint " + payload + " has no manifest (" + manifest +
+                     "): it was not completely written; resume from another checkpoint");
+  }
+  YAML::Node m;
   try {
-    archive.load_from(path);
+    m = YAML::LoadFile(manifest);
   } catch (const std::exception& e) {
-    throw InputError("checkpoint " + path + " is truncated or not a ddptrain checkpoint (" +
-                     std::string(e.what()).substr(0, 200) + "); resume from another checkpoint");
+    throw InputError("checkpoint manifest " + manifest + " is corrupt (" + e.what() + "); resume from another checkpoint");
   }
-  c10::IValue v;
-  if (!archive.try_read("format_version", v)) {
-    throw InputError("checkpoint " + path + " is not a ddptrain checkpoint (no format_version)");
-  }
-  archive.read("model_name", v);
-  state.model_name = v.toStringRef();
-  if (state.model_name != expected_model) {
-    throw InputError("checkpoint " + path + " holds model '" + state.model_name +
-                     "' but the config asks for '" + expected_model +
-                     "'; set model.name=" + state.model_name + " or resume from a matching checkpoint");
-  }
-  archive.read("epoch", v);
-  state.epoch = v.toInt();
-  archive.read("step", v);
-  state.step = v.toInt();
-  archive.read("config", v);
-  state.config_yaml = v.toStringRef();
+  CheckpointState s;
+  std::string checksum;
+  int64_t bytes = 0;
   try {
-    torch::serialize::InputArchive model_archive, optim_archive;
-    archive.read("model", model_archive);
-    archive.read("optimizer", optim_archive);
-    model.load(model_archive);
-    optimizer.load(optim_archive);
-  } catch (const std::exception& e) {
-    throw InputError("checkpoint " + path + " does not fit this model/optimizer: " +
-                     std::string(e.what()).substr(0, 300));
+    if (m["format_version"].as<int64_t>() != kFormatVersion) {
+      throw InputError("checkpoint " + manifest + " has format " + m["format_version"].as<std::string>() +
+                       ", this ddptrain reads format " + std::to_string(kFormatVersion));
+    }
+    s.step = m["step"].as<int64_t>();
+    s.epoch = m["epoch"].as<int64_t>();
+    s.epoch_samples = m["epoch_samples"].as<int64_t>();
+    s.world_size = m["world_size"].as<int64_t>();
+    s.seed = m["seed"].as<int64_t>();
+    s.test_accuracy = m["test_accuracy"].as<double>();
+    s.model_name = m["model"].as<std::string>();
+    s.config_yaml = m["config"].as<std::string>();
+    bytes = m["payload_bytes"].as<int64_t>();
+    checksum = m["payload_fnv1a64"].as<std::string>();
+  } catch (const YAML::Exception& e) {
+    throw InputError("checkpoint manifest " + manifest + " is missing fields (" + e.what() + "); resume from another checkpoint");
   }
-  return state;
+  const int64_t actual = files::file_size(payload);
+  if (actual != bytes) {
+    throw InputError("checkpoint " + payload + " is truncated or missing: " + std::to_string(actual) +
+                     " bytes where its manifest records " + std::to_string(bytes) + "; resume from another checkpoint");
+  }
+  std::ostringstream hex;
+  hex << std::hex << file_checksum(payload);
+  if (hex.str() != checksum) {
+    throw InputError("checkpoint " + payload + " is corrupt: checksum " + hex.str() + " does not match its manifest (" +
+                     checksum + "); resume from another checkpoint");
+  }
+  return s;
 }
 
 std::vector<std::string> list_checkpoints(const std::string& dir) {
   std::vector<std::string> out;
   for (const std::string& name : files::list_directory(dir)) {
-    if (name.rfind("epoch_", 0) == 0 && name.size() > 3 && name.compare(name.size() - 3, 3, ".pt") == 0) {
-      out.push_back(files::join(dir, name));
-    }
+    if (name.rfind("epoch_", 0) == 0 && ends_with(name, ".json")) out.push_back(payload_of(files::join(dir, name)));
   }
+  // Names sort by epoch then step; order by step, the true progress (an epoch may repeat after a
+  // resume with another world size).
+  auto step_of = [](const std::string& p) { return std::stoll(p.substr(p.rfind("_step_") + 6)); };
+  std::stable_sort(out.begin(), out.end(), [&](const std::string& a, const std::string& b) { return step_of(a) < step_of(b); });
   return out;
 }
 
+std::optional<std::string> find_latest_checkpoint(const std::string& dir, std::vector<std::string>* skipped) {
+  auto all = list_checkpoints(dir);
+  for (auto it = all.rbegin(); it != all.rend(); ++it) {
+    try {
+      verify_checkpoint(*it);
+      return *it;
+    } catch (const InputError& e) {
+      if (skipped) skipped->push_back(e.what());
+    }
+  }
+  // Payloads without any manifest (a save interrupted before its manifest) are reported too.
+  for (const std::string& name : files::list_directory(dir)) {
+    const std::string p = files::join(dir, name);
+    if (name.rfind("epoch_", 0) == 0 && ends_with(name, ".pt") && !files::exists(manifest_of(p)) && skipped) {
+      skipped->push_back("checkpoint " + p + " has no manifest (incompletely written); ignored");
+    }
+  }
+  return std::nullopt;
+}
+
+CheckpointState load_checkpoint(const std::string& path, torch::nn::Module& model,
+                                torch::optim::Optimizer& optimizer, const std::string& expected_model) {
+  CheckpointState state = verify_checkpoint(path);
+  const std::string payload = payload_of(path);
+  if (state.model_name != expected_model) {
+    throw InputError("checkpoint " + payload + " holds model '" + state.model_name + "' but the config asks for '" +
+                     expected_model + "'; set model.name=" + state.model_name + " or resume from a matching checkpoint");
+  }
+  try {
+    torch::serialize::InputArchive archive, model_archive, optim_archive;
+    archive.load_from(payload);
+    archive.read("model", model_archive);
+    archive.read("optimizer", optim_archive);
+    model.load(model_archive);
+    optimizer.load(optim_archive);
+  } catch (const std::exception& e) {
+    throw InputError("checkpoint " + payload + " does not fit this model/optimizer: " + std::string(e.what()).substr(0, 300));
+  }
+  return state;
+}
+
 void prune_checkpoints(const std::string& dir, int64_t keep) {
-  auto files = list_checkpoints(dir);
-  for (size_t i = 0; i + keep < files.size(); ++i) std::remove(files[i].c_str());
+  auto all = list_checkpoints(dir);
+  if (static_cast<int64_t>(all.size()) <= keep) return;
+  std::string best;
+  double best_acc = -1;
+  for (const auto& p : all) {
+    try {
+      YAML::Node m = YAML::LoadFile(manifest_of(p));
+      const double acc = m["test_accuracy"].as<double>();
+      if (acc > best_acc) best_acc = acc, best = p;
+    } catch (const std::exception&) {
+    }
+  }
+  for (size_t i = 0; i + keep < all.size(); ++i) {
+    if (all[i] == best) continue;
+    std::remove(manifest_of(all[i]).c_str());  // The manifest goes first: never one without payload.
+    std::remove(all[i].c_str());
+  }
 }
 
 }  // namespace ddp

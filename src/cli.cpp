@@ -17,6 +17,7 @@
 #include "ddp/dataset.h"
 #include "ddp/mpi_communicator.h"
 #include "ddp/nccl_communicator.h"
+#include "ddp/signals.h"
 #include "ddp/trainer.h"
 #include "ddp/version.h"
 
@@ -100,8 +101,8 @@ int train(const std::vector<std::string>& args, const ProcessInfo& p) {
     spdlog::info("data {}: {} training images, {} test images", train_set.name, train_set.size(), test_set.size());
   }
   Trainer trainer(config, *comm, c10::Device(device), std::move(train_set), std::move(test_set));
-  trainer.run();
-  return 0;
+  const TrainSummary summary = trainer.run();
+  return summary.stopped_by_signal ? kExitStoppedBySignal : 0;
 }
 
 int bench_comm(const std::vector<std::string>& args, const ProcessInfo& p) {

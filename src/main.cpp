@@ -11,6 +11,7 @@
 #include "ddp/cli.h"
 #include "ddp/logging.h"
 #include "ddp/runtime.h"
+#include "ddp/signals.h"
 
 int main(int argc, char** argv) {
   // glibc returns LibTorch's large per-step buffers to the OS and faults them in again every
@@ -21,6 +22,7 @@ int main(int argc, char** argv) {
   ddp::MpiRuntime mpi(&argc, &argv);
   const ddp::ProcessInfo& p = mpi.info();
   ddp::setup_logging(p.rank, p.world_size);
+  ddp::install_stop_signal_handlers();
   try {
     return ddp::run_cli(std::vector<std::string>(argv + 1, argv + argc), p);
   } catch (const ddp::Error& e) {

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <functional>
 #include <optional>
+#include <thread>
 
 #include <ATen/ATen.h>
 #include <torch/utils.h>
@@ -22,6 +23,7 @@
 #include "ddp/gradient_synchronizer.h"
 #include "ddp/logging.h"
 #include "ddp/lr_schedule.h"
+#include "ddp/signals.h"
 
 namespace ddp {
 using Clock = std::chrono::steady_clock;
@@ -163,15 +165,50 @@ EvalResult Trainer::evaluate() {
   return r;
 }
 
+namespace {
+
+// Rank 0's string, on every rank.
+std::string broadcast_string(Communicator& comm, const std::string& mine) {
+  at::Tensor len = at::tensor({static_cast<int64_t>(mine.size())}, at::kLong);
+  comm.broadcast(len, 0);
+  at::Tensor bytes = at::zeros({len.item<int64_t>() + 1}, at::kByte);
+  if (comm.rank() == 0) std::memcpy(bytes.data_ptr(), mine.data(), mine.size());
+  comm.broadcast(bytes, 0);
+  return std::string(static_cast<const char*>(bytes.data_ptr()), static_cast<size_t>(len.item<int64_t>()));
+}
+
+double params_checksum(torch::nn::Module& m) {
+  at::Tensor total = at::zeros({}, at::kDouble);
+  for (const auto& p : m.parameters()) total += p.detach().to(at::kCPU, at::kDouble).abs().sum();
+  return total.item<double>();
+}
+
+}  // namespace
+
+// Resolves config.resume to a checkpoint path on every rank ("" = fresh start). For "auto", rank 0
+// picks the newest valid checkpoint and every rank loads that one.
+static std::string resolve_resume(Communicator& comm, const Config& c) {
+  if (c.resume != "auto") return c.resume;
+  std::string chosen;
+  if (comm.rank() == 0) {
+    std::vector<std::string> skipped;
+    chosen = find_latest_checkpoint(c.checkpoint.dir, &skipped).value_or("");
+    for (const auto& why : skipped) spdlog::warn("resume=auto: skipping {}", why);
+    if (chosen.empty()) spdlog::info("resume=auto: no valid checkpoint in {}, starting fresh", c.checkpoint.dir);
+  }
+  return broadcast_string(comm, chosen);
+}
+
 TrainSummary Trainer::run() {
   State& s = *s_;
   const Config& c = s.config;
   const auto start = Clock::now();
-  DistributedSampler sampler(s.train_data.size(), s.comm.rank(), s.comm.size(), c.data.shuffle,
-                             static_cast<uint64_t>(c.train.seed));
+  const int world = s.comm.size(), rank = s.comm.rank();
+  DistributedSampler sampler(s.train_data.size(), rank, world, c.data.shuffle, static_cast<uint64_t>(c.train.seed));
   const int64_t batch = c.train.batch_size;
   const int64_t micro = c.train.accumulate_steps;
-  const int64_t per_step = batch * micro;  // Images per rank per optimizer step.
+  const int64_t per_step = batch * micro;              // Images per rank per optimizer step.
+  const int64_t global_per_step = per_step * world;    // Sample positions per optimizer step.
   const int64_t steps_per_epoch = (sampler.num_samples() + per_step - 1) / per_step;
   int64_t total_steps = c.train.epochs * steps_per_epoch;
   if (c.train.max_steps > 0) total_steps = std::min(total_steps, c.train.max_steps);
@@ -185,18 +222,33 @@ TrainSummary Trainer::run() {
   schedule.gamma = c.train.lr_gamma;
   schedule.total_steps = total_steps;
 
-  int64_t step = 0, first_epoch = 0;
-  if (!c.resume.empty()) {
-    CheckpointState st = load_checkpoint(c.resume, *s.model, *s.optimizer, c.model.name);
-    step = st.step;
-    first_epoch = st.epoch;
-    if (s.is_root()) spdlog::info("resumed from {} at epoch {} step {}", c.resume, st.epoch, st.step);
+  // ---- every rank: resume (all read the same checkpoint) ----
+  int64_t step = 0, epoch = 0, first_batch = 0;
+  const std::string resume = resolve_resume(s.comm, c);
+  if (!resume.empty()) {
+    CheckpointState st = load_checkpoint(resume, *s.model, *s.optimizer, c.model.name);
+    epoch = st.epoch;
+    first_batch = st.epoch_samples / global_per_step;
+    step = st.world_size == world ? st.step : epoch * steps_per_epoch + first_batch;
+    if (s.is_root()) {
+      spdlog::info("resumed from {} at epoch {} step {} ({} samples of the epoch done)", resume, epoch + 1, step,
+                   st.epoch_samples);
+      if (st.world_size != world) {
+        spdlog::warn("the checkpoint was written by {} ranks and this run has {}: the data order (a function of "
+                     "seed, epoch and global position) continues unchanged; step numbers and the LR schedule "
+                     "follow the new {} steps per epoch", st.world_size, world, steps_per_epoch);
+      }
+      if (st.epoch_samples % global_per_step != 0) {
+        spdlog::warn("the checkpoint stopped {} samples into the epoch, not a multiple of this run's {} images per "
+                     "step: resuming at sample {}", st.epoch_samples, global_per_step, first_batch * global_per_step);
+      }
+    }
   }
 
   if (s.is_root()) {
     spdlog::info("training {} ({} parameters) on {} | {} ranks x batch {} x {} micro-batches = {} images/step | {} steps/epoch, {} steps",
-                 c.model.name, parameter_count(*s.model), s.train_data.name, s.comm.size(), batch,
-                 micro, per_step * s.comm.size(), steps_per_epoch, total_steps);
+                 c.model.name, parameter_count(*s.model), s.train_data.name, world, batch, micro, global_per_step,
+                 steps_per_epoch, total_steps);
     spdlog::info("gradient buckets: {} (first {} params), backend {}, overlap {}, gradients in {}",
                  s.sync->plan().size(), s.sync->plan().front().params.size(), s.comm.backend(),
                  c.dist.overlap ? "on" : "off", c.dist.grad_dtype);
@@ -205,21 +257,40 @@ TrainSummary Trainer::run() {
   TrainSummary summary;
   bool have_first = false;
   at::Tensor loss_sum = at::zeros({}, at::TensorOptions().dtype(at::kFloat).device(s.device));
-  int64_t loss_count = 0;
+  int64_t loss_count = 0, interval_steps = 0, bad_in_row = 0;
   auto interval_start = Clock::now();
-  int64_t interval_steps = 0;
   const auto ce_options = torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(c.train.label_smoothing);
-  int64_t epoch = first_epoch;
-  bool cut_short = false;
+
+  // Rank 0 only: writes a checkpoint. Contains no collective.
+  auto save = [&](int64_t ep, int64_t epoch_samples, double accuracy) {
+    CheckpointState st;
+    st.epoch = ep;
+    st.step = step;
+    st.epoch_samples = epoch_samples;
+    st.world_size = world;
+    st.seed = c.train.seed;
+    st.test_accuracy = accuracy;
+    st.model_name = c.model.name;
+    st.config_yaml = c.to_yaml();
+    CheckpointFiles f = save_checkpoint(c.checkpoint.dir, *s.model, *s.optimizer, st);
+    prune_checkpoints(c.checkpoint.dir, c.checkpoint.keep);
+    spdlog::info("saved checkpoint {}", f.payload);
+  };
 
   for (; epoch < c.train.epochs && step < total_steps; ++epoch) {
     sampler.set_epoch(epoch);
     const std::vector<int64_t> indices = sampler.indices();
-    const int64_t skip = step - epoch * steps_per_epoch;  // Steps of this epoch already done.
-    for (int64_t b = std::max<int64_t>(0, skip); b < steps_per_epoch; ++b) {
+    bool cut_short = false;
+    int64_t b = first_batch;
+    first_batch = 0;
+    for (; b < steps_per_epoch; ++b) {
       if (step >= total_steps) {
         cut_short = true;
         break;
+      }
+      if (c.debug.hang_at_step == step + 1 && rank == c.debug.hang_rank) {
+        spdlog::warn("debug.hang_at_step: rank {} stops participating at step {}", rank, step + 1);
+        for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
       }
       // ---- every rank: one training step ----
       const double lr = lr_at(schedule, step);
@@ -244,6 +315,7 @@ TrainSummary Trainer::run() {
           Batch data = s.train_batches->get(idx, pos, c.data.augment, static_cast<uint64_t>(c.train.seed), epoch);
           at::Tensor logits = s.model->forward(data.images);
           at::Tensor loss = torch::nn::functional::cross_entropy(logits, data.labels, ce_options);
+          if (c.debug.nan_at_step == step + 1 && rank == c.debug.nan_rank) loss = loss * std::nan("");
           const double weight = static_cast<double>(mhi - mlo) / static_cast<double>(hi - lo);
           (micro == 1 ? loss : loss * weight).backward();
           at::Tensor weighted = loss.detach() * weight;
@@ -251,21 +323,53 @@ TrainSummary Trainer::run() {
         }
       }
       s.sync->finalize();
-      s.optimizer->step();
-      at::Tensor loss = step_loss;
+
+      // ---- every rank: one tiny all-reduce agrees on stopping and on non-finite values ----
+      // The averaged gradients are identical on all ranks, so a NaN anywhere is seen everywhere;
+      // the flag also covers a non-finite loss on one rank.
+      at::Tensor grad_total = step_loss.defined() ? step_loss.to(at::kDouble) : at::zeros({}, at::kDouble);
+      for (const auto& p : s.model->parameters()) {
+        if (p.grad().defined()) grad_total = grad_total + p.grad().sum().to(at::kDouble);
+      }
+      const bool stop_here = stop_signal_received() != 0 || (c.debug.stop_at_step == step + 1 && rank == 0);
+      at::Tensor flags = at::stack({at::scalar_tensor(stop_here ? 1.0 : 0.0, at::kDouble),
+                                    at::isfinite(grad_total.cpu()).logical_not().to(at::kDouble)});
+      s.comm.all_reduce(flags, ReduceOp::kSum);
+      const bool stop_agreed = flags[0].item<double>() > 0;
+      const bool nonfinite = flags[1].item<double>() > 0;
+      if (nonfinite) {
+        ++summary.bad_steps;
+        ++bad_in_row;
+        if (s.is_root()) {
+          spdlog::warn("step {}: non-finite loss or gradient (agreed by all ranks); step skipped ({} in a row, {} in "
+                       "all, limit train.max_bad_steps={})", step + 1, bad_in_row, summary.bad_steps, c.train.max_bad_steps);
+        }
+        if (bad_in_row > c.train.max_bad_steps) {
+          throw Error("training diverged: " + std::to_string(bad_in_row) + " steps in a row with non-finite loss or "
+                      "gradients (last at step " + std::to_string(step + 1) + "); lower train.lr, check the data, or "
+                      "resume from an earlier checkpoint", /*same_on_all_ranks=*/true);
+        }
+      } else {
+        s.optimizer->step();
+        bad_in_row = 0;
+        loss_sum += step_loss;
+        ++loss_count;
+      }
       ++step;
       ++interval_steps;
-      loss_sum += loss.detach();
-      ++loss_count;
+      if (c.debug.drift_at_step == step && rank == c.debug.drift_rank) {
+        c10::NoGradGuard no_grad;
+        s.model->parameters()[0].add_(1e-3);
+      }
 
       // ---- every rank: log-step loss all-reduce; then rank 0 logs ----
       if (step % c.log.every_steps == 0 || step == total_steps) {
-        at::Tensor mean = (loss_sum / static_cast<double>(loss_count)).cpu().reshape({1});
+        at::Tensor mean = (loss_sum / static_cast<double>(std::max<int64_t>(1, loss_count))).cpu().reshape({1});
         s.comm.all_reduce(mean, ReduceOp::kAvg);
         const double loss_value = mean.item<float>();
         const double secs = std::chrono::duration<double>(Clock::now() - interval_start).count();
         const double ms_per_step = 1000.0 * secs / std::max<int64_t>(1, interval_steps);
-        const double ips = static_cast<double>(interval_steps * batch * s.comm.size()) / std::max(secs, 1e-9);
+        const double ips = static_cast<double>(interval_steps * global_per_step) / std::max(secs, 1e-9);
         if (!have_first) summary.first_loss = loss_value, have_first = true;
         summary.last_loss = loss_value;
         if (s.is_root()) {
@@ -279,31 +383,55 @@ TrainSummary Trainer::run() {
         interval_steps = 0;
         interval_start = Clock::now();
       }
+
+      // ---- every rank: optional replica check (one all-gather) ----
+      if (c.dist.check_params_every > 0 && step % c.dist.check_params_every == 0) {
+        at::Tensor all = s.comm.all_gather(at::tensor({params_checksum(*s.model)}, at::kDouble));
+        for (int r = 1; r < world; ++r) {
+          if (all[r][0].item<double>() != all[0][0].item<double>()) {
+            throw Error("replica check at step " + std::to_string(step) + ": the parameters of rank " + std::to_string(r) +
+                        " drifted from rank 0's (checksum " + std::to_string(all[r][0].item<double>()) + " vs " +
+                        std::to_string(all[0][0].item<double>()) + "); replicas must stay identical: check for "
+                        "nondeterministic kernels or a faulty device on that rank", /*same_on_all_ranks=*/true);
+          }
+        }
+      }
+
+      // ---- rank 0 only: mid-epoch checkpoint (no collectives) ----
+      const bool epoch_end = b + 1 == steps_per_epoch;
+      if (stop_agreed) {
+        if (s.is_root()) {
+          spdlog::warn("stop requested by signal: all ranks stop after step {}; saving a checkpoint", step);
+          epoch_end ? save(epoch + 1, 0, -1) : save(epoch, (b + 1) * global_per_step, -1);
+        }
+        summary.stopped_by_signal = true;
+        summary.steps = step;
+        summary.epochs = epoch;
+        summary.wall_s = std::chrono::duration<double>(Clock::now() - start).count();
+        return summary;
+      }
+      if (c.checkpoint.every_steps > 0 && step % c.checkpoint.every_steps == 0 && !epoch_end && s.is_root()) {
+        save(epoch, (b + 1) * global_per_step, -1);
+      }
     }
-    const bool epoch_done = !cut_short;
-    // ---- every rank: evaluation (one all-reduce) ----
+    // ---- every rank: evaluation (buffer broadcast + one all-reduce) ----
     summary.eval = evaluate();
     // ---- rank 0 only: report and checkpoint (no collectives) ----
     if (s.is_root()) {
       spdlog::info("epoch {} eval | test loss {:.4f} | test accuracy {:.4f} ({} images)", epoch + 1,
                    summary.eval.loss, summary.eval.accuracy, summary.eval.count);
       s.metrics->eval(epoch + 1, step, summary.eval.loss, summary.eval.accuracy);
-      CheckpointState st;
-      st.epoch = epoch_done ? epoch + 1 : epoch;
-      st.step = step;
-      st.model_name = c.model.name;
-      st.config_yaml = c.to_yaml();
-      const std::string path = checkpoint_path(c.checkpoint.dir, epoch + 1, step);
-      save_checkpoint(path, *s.model, *s.optimizer, st);
-      prune_checkpoints(c.checkpoint.dir, c.checkpoint.keep);
-      spdlog::info("saved checkpoint {}", path);
+      cut_short ? save(epoch, b * global_per_step, summary.eval.accuracy) : save(epoch + 1, 0, summary.eval.accuracy);
     }
     if (cut_short) break;
   }
   summary.steps = step;
   summary.epochs = epoch;
   summary.wall_s = std::chrono::duration<double>(Clock::now() - start).count();
-  if (s.is_root()) spdlog::info("total wall time {:.2f} s ({} steps)", summary.wall_s, step);
+  if (s.is_root()) {
+    spdlog::info("total wall time {:.2f} s ({} steps{})", summary.wall_s, step,
+                 summary.bad_steps ? ", " + std::to_string(summary.bad_steps) + " skipped as non-finite" : "");
+  }
   return summary;
 }
 

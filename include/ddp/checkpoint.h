@@ -1,12 +1,17 @@
-// Checkpoints: model parameters and buffers, optimizer state, progress and the config.
+// Checkpoints that are never half-used: a payload and a manifest committed after it.
 //
-// A checkpoint is written to "<path>.tmp", flushed to disk and renamed over <path>, so a crash
-// or a full disk never leaves a half-written file under a checkpoint's name and never damages
-// the previous checkpoint. Loading checks that the file is a ddptrain checkpoint of the same
-// model and names the file and the fix when it is not.
+//   <dir>/epoch_EEEE_step_SSSSSSSS.pt    model parameters and buffers, optimizer state, progress
+//   <dir>/epoch_EEEE_step_SSSSSSSS.json  manifest: step, epoch, position in the epoch, world size,
+//                                        seed, model, test accuracy, config, library versions,
+//                                        payload size and FNV-1a 64 checksum
+// Each file is written to "<name>.tmp", flushed (fsync) and renamed; the manifest comes last.
+// A payload without a valid manifest, or whose size or checksum does not match it, is never
+// loaded: a crash, a kill or a full disk during a save leaves the previous checkpoints usable.
+// Pruning deletes a manifest before its payload for the same reason.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,27 +25,47 @@ class Optimizer;
 namespace ddp {
 
 struct CheckpointState {
-  int64_t epoch = 0;  // Epochs completed.
-  int64_t step = 0;   // Optimizer steps completed.
+  int64_t epoch = 0;          // Epoch in progress (0-based); == epochs completed when epoch_samples is 0.
+  int64_t step = 0;           // Optimizer steps completed.
+  int64_t epoch_samples = 0;  // Global sample positions of `epoch` already consumed.
+  int64_t world_size = 1;
+  int64_t seed = 0;
+  double test_accuracy = -1;  // Of the evaluation just before the save; -1 when none.
   std::string model_name;
   std::string config_yaml;
 };
 
-void save_checkpoint(const std::string& path, torch::nn::Module& model,
-                     torch::optim::Optimizer& optimizer, const CheckpointState& state);
+struct CheckpointFiles {
+  std::string payload;   // .pt
+  std::string manifest;  // .json
+};
 
-// Restores model and optimizer in place; throws InputError for a missing, corrupt or foreign file.
+// Writes payload then manifest into `dir`; returns their paths. Throws ddp::Error (naming the
+// file and the cause, e.g. no space left) after removing its temporary file.
+CheckpointFiles save_checkpoint(const std::string& dir, torch::nn::Module& model,
+                                torch::optim::Optimizer& optimizer, const CheckpointState& state);
+
+// Checks a checkpoint given by its payload or manifest path: manifest present and parseable,
+// payload present with the recorded size and checksum. Returns its state or throws InputError
+// saying what is wrong.
+CheckpointState verify_checkpoint(const std::string& path);
+
+// The newest (highest step) checkpoint in `dir` that verifies; those skipped on the way are
+// described in `skipped`. nullopt when there is none.
+std::optional<std::string> find_latest_checkpoint(const std::string& dir, std::vector<std::string>* skipped);
+
+// Verifies, then restores model and optimizer in place. InputError for a missing, truncated,
+// corrupt or foreign checkpoint, naming the file and the fix.
 CheckpointState load_checkpoint(const std::string& path, torch::nn::Module& model,
-                                torch::optim::Optimizer& optimizer,
-                                const std::string& expected_model);
+                                torch::optim::Optimizer& optimizer, const std::string& expected_model);
 
-// "<dir>/epoch_0003_step_00002346.pt"
-std::string checkpoint_path(const std::string& dir, int64_t epoch, int64_t step);
+// Payload paths of the checkpoints in `dir` that have a manifest, oldest (lowest step) first.
+std::vector<std::string> list_checkpoints(const std::string& dir);
 
-// Deletes all but the newest `keep` checkpoints in `dir` (by name order).
+// Keeps the newest `keep` checkpoints plus the one with the best test accuracy.
 void prune_checkpoints(const std::string& dir, int64_t keep);
 
-// Lists checkpoint files in `dir`, oldest first.
-std::vector<std::string> list_checkpoints(const std::string& dir);
+// FNV-1a 64 of a file's bytes; throws when unreadable.
+uint64_t file_checksum(const std::string& path);
 
 }  // namespace ddp

@@ -42,6 +42,7 @@ struct Config {
     int64_t seed = 0;
     int64_t threads = 0;  // Intra-op threads per rank; 0 = cores / local ranks.
     int64_t accumulate_steps = 1;  // Micro-batches per optimizer step (one all-reduce each step).
+    int64_t max_bad_steps = 10;    // Non-finite steps in a row that are skipped before stopping.
   } train;
   struct Dist {
     std::string backend = "auto";
@@ -52,6 +53,7 @@ struct Config {
     bool broadcast_buffers = true;
     bool overlap = true;             // All-reduce buckets during backward.
     std::string grad_dtype = "fp32";  // fp32, bf16 or fp16: the dtype gradients travel in.
+    int64_t check_params_every = 0;   // Steps between replica checksum comparisons (0 = off).
   } dist;
   struct Log {
     std::string dir = "logs";
@@ -60,11 +62,25 @@ struct Config {
   struct Checkpoint {
     std::string dir = "checkpoints";
     int64_t keep = 3;
+    int64_t every_steps = 0;  // Also save mid-epoch every N steps (0 = only at epoch ends).
   } checkpoint;
+  // Test-only fault injection (steps are 1-based; 0 = off). Used by the tests to provoke the
+  // failures the trainer must survive; never needed in real runs.
+  struct Debug {
+    int64_t nan_at_step = 0;    // Rank nan_rank's loss becomes NaN at this step.
+    int64_t nan_rank = 0;
+    int64_t stop_at_step = 0;   // Rank 0 behaves as if signalled after this step.
+    int64_t hang_at_step = 0;   // Rank hang_rank stops participating at this step.
+    int64_t hang_rank = 0;
+    int64_t drift_at_step = 0;  // Rank drift_rank's parameters are nudged after this step.
+    int64_t drift_rank = 0;
+  } debug;
   struct Eval {
     int64_t batch_size = 500;
   } eval;
-  std::string resume;  // Path of a checkpoint to continue from; empty = start fresh.
+  // Checkpoint to continue from: a path (.pt or .json), "auto" (the newest valid checkpoint in
+  // checkpoint.dir, or a fresh start when there is none), or empty (start fresh).
+  std::string resume;
 
   // The resolved configuration as YAML, every key included.
   std::string to_yaml() const;

@@ -37,6 +37,8 @@ struct TrainSummary {
   double wall_s = 0;
   double first_loss = 0;  // Mean training loss over the first log interval.
   double last_loss = 0;   // Mean training loss over the last log interval.
+  int64_t bad_steps = 0;  // Steps skipped for non-finite loss or gradients.
+  bool stopped_by_signal = false;  // Stopped early by an agreed stop request; checkpoint saved.
   EvalResult eval;
 };
 

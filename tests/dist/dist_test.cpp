@@ -248,3 +248,129 @@ TEST(Training, LearnsFromCifarFilesAndEvaluatesEveryImageOnce) {
 
 }  // namespace
 }  // namespace ddp
+
+namespace ddp {
+namespace {
+
+std::string rank0_string(const std::string& mine) {
+  int len = static_cast<int>(mine.size());
+  MPI_Bcast(&len, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  std::string out(static_cast<size_t>(len), '\0');
+  if (world_rank() == 0) out = mine;
+  MPI_Bcast(out.data(), len, MPI_CHAR, 0, MPI_COMM_WORLD);
+  return out;
+}
+
+std::vector<std::string> resume_config(const std::string& dir, int64_t batch) {
+  return {"log.dir=" + dir + "/logs", "checkpoint.dir=" + dir + "/ckpt", "data.dataset=synthetic",
+          "train.threads=1", "log.every_steps=4", "train.epochs=2", "train.momentum=0.9",
+          "train.lr=0.02", "train.lr_schedule=cosine", "data.augment=true", "data.synthetic_train=400",
+          "data.synthetic_test=64", "train.batch_size=" + std::to_string(batch), "checkpoint.keep=10"};
+}
+
+TEST(Resume, StopAndResumeIsBitIdenticalToAnUninterruptedRun) {
+  MpiCommunicator comm(MPI_COMM_WORLD, kTimeout);
+  TempDir a, b;
+  auto with = [](std::vector<std::string> v, std::vector<std::string> more) {
+    v.insert(v.end(), more.begin(), more.end());
+    return v;
+  };
+  Config full = parse_config("", "t", resume_config(a.path(), 16));
+  Trainer uninterrupted(full, comm, torch::kCPU, load_dataset(full, true), load_dataset(full, false));
+  TrainSummary whole = uninterrupted.run();
+  // Stopped mid-epoch 1 as if signalled (rank 0 only asks; all ranks must agree), then resumed.
+  const std::string dir_b = rank0_string(b.path());
+  Config first = parse_config("", "t", with(resume_config(dir_b, 16), {"debug.stop_at_step=5"}));
+  Trainer part1(first, comm, torch::kCPU, load_dataset(first, true), load_dataset(first, false));
+  TrainSummary s1 = part1.run();
+  EXPECT_TRUE(s1.stopped_by_signal);
+  EXPECT_EQ(s1.steps, 5);
+  at::Tensor steps = comm.all_gather(torch::tensor({s1.steps}));
+  EXPECT_TRUE(torch::equal(steps, torch::full_like(steps, 5))) << "ranks stopped at different steps";
+  Config second = parse_config("", "t", with(resume_config(dir_b, 16), {"resume=auto"}));
+  Trainer part2(second, comm, torch::kCPU, load_dataset(second, true), load_dataset(second, false));
+  TrainSummary s2 = part2.run();
+  EXPECT_FALSE(s2.stopped_by_signal);
+  EXPECT_EQ(s2.steps, whole.steps);
+  EXPECT_TRUE(torch::equal(flat_params(part2.model()), flat_params(uninterrupted.model())))
+      << "max difference " << (flat_params(part2.model()) - flat_params(uninterrupted.model())).abs().max().item<float>();
+  comm.barrier();  // rank 0's directories outlive the other ranks' reads
+}
+
+TEST(Resume, AnotherWorldSizeContinuesTheSameDataOrder) {
+  MpiCommunicator comm(MPI_COMM_WORLD, kTimeout);
+  MpiCommunicator self(MPI_COMM_SELF, kTimeout);
+  const int n = comm.size();
+  TempDir a, b, c;
+  Config full = parse_config("", "t", resume_config(a.path(), 16));
+  Trainer uninterrupted(full, comm, torch::kCPU, load_dataset(full, true), load_dataset(full, false));
+  uninterrupted.run();
+  const std::string dir_b = rank0_string(b.path());
+  auto first_overrides = resume_config(dir_b, 16);
+  first_overrides.push_back("debug.stop_at_step=3");
+  Config first = parse_config("", "t", first_overrides);
+  Trainer part1(first, comm, torch::kCPU, load_dataset(first, true), load_dataset(first, false));
+  EXPECT_TRUE(part1.run().stopped_by_signal);
+  comm.barrier();
+  std::vector<std::string> ckpts = list_checkpoints(dir_b + "/ckpt");
+  ASSERT_EQ(ckpts.size(), 1u);
+  // Every rank continues alone with the whole per-step batch: same samples per step.
+  auto second_overrides = resume_config(c.path(), 16 * n);
+  second_overrides.push_back("resume=" + ckpts[0]);
+  Config second = parse_config("", "t", second_overrides);
+  Trainer part2(second, self, torch::kCPU, load_dataset(second, true), load_dataset(second, false));
+  part2.run();
+  at::Tensor x = flat_params(part2.model()), y = flat_params(uninterrupted.model());
+  EXPECT_TRUE(torch::allclose(x, y, 1e-4, 1e-5)) << "max difference " << (x - y).abs().max().item<float>();
+  comm.barrier();
+}
+
+TEST(Numerics, NonFiniteStepIsSkippedOnEveryRank) {
+  MpiCommunicator comm(MPI_COMM_WORLD, kTimeout);
+  TempDir dir;
+  Config c = small_config(dir, {"train.max_steps=6", "debug.nan_at_step=3",
+                                "debug.nan_rank=" + std::to_string(comm.size() - 1), "data.synthetic_train=512"});
+  Trainer trainer(c, comm, torch::kCPU, load_dataset(c, true), load_dataset(c, false));
+  TrainSummary s = trainer.run();
+  EXPECT_EQ(s.bad_steps, 1);
+  EXPECT_EQ(s.steps, 6);
+  at::Tensor mine = flat_params(trainer.model());
+  EXPECT_TRUE(at::isfinite(mine).all().item<bool>());
+  at::Tensor all = comm.all_gather(mine);
+  for (int r = 1; r < comm.size(); ++r) EXPECT_TRUE(torch::equal(all[r], all[0])) << "rank " << r;
+}
+
+TEST(Numerics, TooManyBadStepsStopEveryRankWithOneError) {
+  MpiCommunicator comm(MPI_COMM_WORLD, kTimeout);
+  TempDir dir;
+  Config c = small_config(dir, {"train.max_steps=6", "debug.nan_at_step=2", "train.max_bad_steps=0",
+                                "data.synthetic_train=512"});
+  Trainer trainer(c, comm, torch::kCPU, load_dataset(c, true), load_dataset(c, false));
+  try {
+    trainer.run();
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_TRUE(e.same_on_all_ranks());
+    EXPECT_NE(std::string(e.what()).find("training diverged"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Numerics, ParameterDriftNamesTheRank) {
+  MpiCommunicator comm(MPI_COMM_WORLD, kTimeout);
+  TempDir dir;
+  const int drifter = comm.size() - 1;
+  Config c = small_config(dir, {"train.max_steps=6", "dist.check_params_every=2", "debug.drift_at_step=3",
+                                "debug.drift_rank=" + std::to_string(drifter), "data.synthetic_train=512"});
+  Trainer trainer(c, comm, torch::kCPU, load_dataset(c, true), load_dataset(c, false));
+  try {
+    trainer.run();
+    ADD_FAILURE() << "drift not detected";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("replica check at step 4: the parameters of rank " + std::to_string(drifter)),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace ddp

@@ -51,7 +51,7 @@ LAST=$(ls $TMP/ckpt/epoch_*.pt | tail -1)
 mpirun2 train --config "$SRC/configs/smoke.yaml" --set log.dir=$TMP/logs --set checkpoint.dir=$TMP/ckpt \
   --set train.threads=1 --set train.epochs=3 --set resume=$LAST >"$TMP/run2.log" 2>&1
 rc=$?
-[ $rc -eq 0 ] && grep -q "resumed from .* at epoch 2 step 64" "$TMP/run2.log" && grep -q "epoch 3 step 96/96" "$TMP/run2.log" \
+[ $rc -eq 0 ] && grep -q "resumed from .* at epoch 3 step 64" "$TMP/run2.log" && grep -q "epoch 3 step 96/96" "$TMP/run2.log" \
   && pass "resume continues at epoch 3" || { fail "resume continues at epoch 3"; cat "$TMP/run2.log"; }
 
 # Bad inputs: one clear message, non-zero exit, no hang, and no good checkpoint touched.
@@ -73,7 +73,11 @@ expect_error "missing config" "cannot read config file" train --config $TMP/nope
 expect_error "missing data" "CIFAR-10 not found" train --config "$SRC/configs/seed_cnn.yaml" --set data.root=$TMP/nodata
 expect_error "nccl without gpu" "dist.backend=nccl needs CUDA GPUs" train --config "$SRC/configs/smoke.yaml" --set dist.backend=nccl
 head -c 1000 "$LAST" > $TMP/truncated.pt
-expect_error "truncated checkpoint" "is truncated or not a ddptrain checkpoint" train --config "$SRC/configs/smoke.yaml" \
+cp "${LAST%.pt}.json" $TMP/truncated.json
+head -c 1000 "$LAST" > $TMP/nomanifest.pt
+expect_error "checkpoint without manifest" "has no manifest" train --config "$SRC/configs/smoke.yaml" \
+  --set log.dir=$TMP/logs2 --set checkpoint.dir=$TMP/ckpt2 --set resume=$TMP/nomanifest.pt
+expect_error "truncated checkpoint" "is truncated or missing" train --config "$SRC/configs/smoke.yaml" \
   --set log.dir=$TMP/logs2 --set checkpoint.dir=$TMP/ckpt2 --set resume=$TMP/truncated.pt
 expect_error "checkpoint of another model" "holds model 'seed_cnn' but the config asks for 'resnet9'" train \
   --config "$SRC/configs/smoke.yaml" --set model.name=resnet9 --set log.dir=$TMP/logs3 --set checkpoint.dir=$TMP/ckpt3 --set resume=$LAST

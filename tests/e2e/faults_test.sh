@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Fault tests of the ddptrain executable under mpirun -np 2: a stop signal to one rank, a rank
+# killed with SIGKILL, a rank that stops participating, a corrupt newest checkpoint, a full disk,
+# a read-only checkpoint folder and diverging training. Each must end the whole job promptly
+# with one clear message and never damage a good checkpoint.
+# usage: faults_test.sh DDPTRAIN MPIEXEC SOURCE_DIR
+set -uo pipefail
+DDPTRAIN=$1 MPIEXEC=$2 SRC=$3
+TMP=$(mktemp -d)
+MNT=$TMP/small
+cleanup() { mountpoint -q "$MNT" && umount "$MNT"; rm -rf "$TMP"; }
+trap cleanup EXIT
+failures=0
+pass() { echo "PASS $1"; }
+fail() { echo "FAIL $1"; failures=$((failures + 1)); }
+run() {  # run LOGFILE ddptrain-args...: mpirun -np 2 in the background; sets $job
+  local log=$1; shift
+  timeout 300 "$MPIEXEC" -np 2 --oversubscribe --bind-to none "$DDPTRAIN" "$@" >"$log" 2>&1 &
+  job=$!
+}
+wait_for() {  # wait_for FILE PATTERN SECONDS
+  for _ in $(seq 1 $(( $3 * 10 ))); do grep -q -- "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
+  return 1
+}
+verify_resumable() {  # the folder still holds a checkpoint that resume=auto accepts
+  "$DDPTRAIN" train --config "$SRC/configs/smoke.yaml" --set checkpoint.dir=$1 --set log.dir=$TMP/verify \
+    --set resume=auto --set train.epochs=1 --set train.max_steps=1 >$TMP/verify.log 2>&1
+  grep -q "resumed from" $TMP/verify.log
+}
+SMOKE=(train --config "$SRC/configs/smoke.yaml" --set train.threads=1 --set log.every_steps=4)
+
+# 1. SIGUSR1 to one rank only: all ranks agree, stop after the same step, rank 0 saves, exit 75.
+run $TMP/sig.log "${SMOKE[@]}" --set train.epochs=30 --set log.dir=$TMP/sig --set checkpoint.dir=$TMP/sig/ckpt
+wait_for $TMP/sig.log "step 8/" 120
+pid=$(pgrep -f "^$DDPTRAIN train .*$TMP/sig/ckpt" | tail -1)
+kill -USR1 "$pid"
+wait $job; rc=$?
+if [ $rc -eq 75 ] && grep -q "stop requested by signal: all ranks stop after step" $TMP/sig.log \
+   && [ -n "$(ls $TMP/sig/ckpt/*.json 2>/dev/null)" ]; then pass "signal: agreed stop, checkpoint, exit 75"; else fail "signal (rc $rc)"; cat $TMP/sig.log; fi
+stopped=$(grep -o "stop after step [0-9]*" $TMP/sig.log | grep -o "[0-9]*$")
+timeout 300 "$MPIEXEC" -np 2 --oversubscribe --bind-to none "$DDPTRAIN" "${SMOKE[@]}" --set train.epochs=2 \
+  --set log.dir=$TMP/sig --set checkpoint.dir=$TMP/sig/ckpt --set resume=auto >$TMP/sig2.log 2>&1
+rc=$?
+[ $rc -eq 0 ] && grep -q "resumed from .*step_0*${stopped}.pt at epoch .* step ${stopped} " $TMP/sig2.log \
+  && pass "signal: resume=auto continues from step $stopped" || { fail "signal resume (rc $rc)"; cat $TMP/sig2.log; }
+
+# 2. SIGKILL of one rank: the job ends (Open MPI tears it down), it does not hang.
+run $TMP/kill.log "${SMOKE[@]}" --set train.epochs=30 --set log.dir=$TMP/kill --set checkpoint.dir=$TMP/kill/ckpt
+wait_for $TMP/kill.log "step 8/" 120
+pid=$(pgrep -f "^$DDPTRAIN train .*$TMP/kill/ckpt" | tail -1)
+start=$(date +%s); kill -KILL "$pid"; wait $job; rc=$?; took=$(( $(date +%s) - start ))
+[ $rc -ne 0 ] && [ $rc -ne 124 ] && [ $took -lt 60 ] && pass "SIGKILL of a rank ends the job in ${took}s (rc $rc)" \
+  || { fail "SIGKILL (rc $rc, ${took}s)"; tail -5 $TMP/kill.log; }
+
+# 3. A rank that stops participating: the others fail at the deadline with a named collective.
+start=$(date +%s)
+timeout 120 "$MPIEXEC" -np 2 --oversubscribe --bind-to none "$DDPTRAIN" "${SMOKE[@]}" --set log.dir=$TMP/hang \
+  --set checkpoint.dir=$TMP/hang/ckpt --set dist.timeout_s=3 --set debug.hang_at_step=5 --set debug.hang_rank=1 >$TMP/hang.log 2>&1
+rc=$?; took=$(( $(date +%s) - start ))
+[ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "rank 0.*all_reduce #[0-9]* .* timed out after 3" $TMP/hang.log \
+  && grep -q "aborting all ranks" $TMP/hang.log && pass "hung rank: job ends at the deadline (${took}s)" \
+  || { fail "hung rank (rc $rc, ${took}s)"; cat $TMP/hang.log; }
+
+# 4. resume=auto skips a corrupt newest checkpoint with a warning and uses the one before.
+"$MPIEXEC" -np 2 --oversubscribe --bind-to none "$DDPTRAIN" "${SMOKE[@]}" --set log.dir=$TMP/c \
+  --set checkpoint.dir=$TMP/c/ckpt >/dev/null 2>&1
+newest=$(ls $TMP/c/ckpt/*.pt | tail -1); older=$(ls $TMP/c/ckpt/*.pt | head -1)
+printf 'garbage' | dd of="$newest" bs=1 seek=100 conv=notrunc 2>/dev/null
+"$DDPTRAIN" "${SMOKE[@]}" --set log.dir=$TMP/c --set checkpoint.dir=$TMP/c/ckpt --set resume=auto \
+  --set train.epochs=3 --set train.max_steps=1 >$TMP/corrupt.log 2>&1
+grep -q "skipping checkpoint $newest is corrupt: checksum" $TMP/corrupt.log && grep -q "resumed from $older" $TMP/corrupt.log \
+  && pass "resume=auto skips a corrupt checkpoint" || { fail "corrupt checkpoint skipped"; cat $TMP/corrupt.log; }
+
+# 5. Disk full while saving: clear error, non-zero exit, the earlier checkpoint survives.
+mkdir -p $MNT
+if mount -t tmpfs -o size=1800k tmpfs $MNT 2>/dev/null; then
+  timeout 300 "$MPIEXEC" -np 2 --oversubscribe --bind-to none "$DDPTRAIN" "${SMOKE[@]}" --set train.epochs=3 \
+    --set log.dir=$TMP/full --set checkpoint.dir=$MNT/ckpt >$TMP/full.log 2>&1
+  rc=$?
+  [ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "failed (earlier checkpoints are untouched).*No space left" $TMP/full.log \
+    && [ -z "$(ls $MNT/ckpt/*.tmp 2>/dev/null)" ] && verify_resumable $MNT/ckpt \
+    && pass "disk full: one error, earlier checkpoint intact" || { fail "disk full (rc $rc)"; cat $TMP/full.log; cat $TMP/verify.log; }
+  # 6. A read-only checkpoint folder: refused at start on every rank, nothing written.
+  mount -o remount,ro $MNT
+  timeout 120 "$MPIEXEC" -np 2 --oversubscribe --bind-to none "$DDPTRAIN" "${SMOKE[@]}" --set log.dir=$TMP/ro \
+    --set checkpoint.dir=$MNT/ckpt >$TMP/ro.log 2>&1
+  rc=$?
+  [ $rc -eq 2 ] && [ "$(grep -c "checkpoint.dir '$MNT/ckpt' is not writable" $TMP/ro.log)" -eq 1 ] \
+    && pass "read-only checkpoint folder" || { fail "read-only checkpoint folder (rc $rc)"; cat $TMP/ro.log; }
+  umount $MNT
+else
+  echo "SKIP disk full / read-only: this machine does not allow mounting a tmpfs (needs root)"
+fi
+
+# 7. Diverging training: after train.max_bad_steps skipped steps, one message, exit 2 everywhere.
+timeout 120 "$MPIEXEC" -np 2 --oversubscribe --bind-to none "$DDPTRAIN" "${SMOKE[@]}" --set log.dir=$TMP/nan \
+  --set checkpoint.dir=$TMP/nan/ckpt --set debug.nan_at_step=3 --set train.max_bad_steps=0 >$TMP/nan.log 2>&1
+rc=$?
+[ $rc -eq 2 ] && [ "$(grep -c "training diverged" $TMP/nan.log)" -eq 1 ] && pass "divergence stops the job" \
+  || { fail "divergence (rc $rc)"; cat $TMP/nan.log; }
+
+echo "faults: $((failures == 0 ? 1 : 0)) passed, $failures failed"
+[ $failures -eq 0 ]
