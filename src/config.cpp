@@ -153,6 +153,8 @@ const std::vector<Field>& fields() {
       bool_field("dist.broadcast_buffers", DDP_REF(dist.broadcast_buffers)),
       string_field("log.dir", DDP_REF(log.dir)),
       int_field("log.every_steps", DDP_REF(log.every_steps), 1),
+      bool_field("log.tensorboard", DDP_REF(log.tensorboard)),
+      string_field("log.progress", DDP_REF(log.progress), {"auto", "on", "off"}),
       string_field("checkpoint.dir", DDP_REF(checkpoint.dir)),
       int_field("checkpoint.keep", DDP_REF(checkpoint.keep), 1),
       int_field("eval.batch_size", DDP_REF(eval.batch_size), 1, 1 << 20),
