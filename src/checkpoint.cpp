@@ -63,37 +63,71 @@ void save_checkpoint(const std::string& path, torch::nn::Module& model,
   fsync_path(files::parent(path), true);
 }
 
-CheckpointState load_checkpoint(const std::string& path, torch::nn::Module& model,
-                                torch::optim::Optimizer& optimizer,
-                                const std::string& expected_model) {
+namespace {
+
+// Opens a ddptrain checkpoint and reads its small fields; InputError when it is not one.
+CheckpointState open_checkpoint(const std::string& path, torch::serialize::InputArchive& archive) {
   if (!files::is_regular_file(path)) {
-    throw InputError("checkpoint " + path + " does not exist; check the resume= path");
+    throw InputError("checkpoint " + path + " does not exist; check the path (resume= or --checkpoint)");
   }
-  CheckpointState state;
-  torch::serialize::InputArchive archive;
   try {
     archive.load_from(path);
   } catch (const std::exception& e) {
     throw InputError("checkpoint " + path + " is truncated or not a ddptrain checkpoint (" +
-                     std::string(e.what()).substr(0, 200) + "); resume from another checkpoint");
+                     std::string(e.what()).substr(0, 200) + "); use another checkpoint");
   }
+  CheckpointState state;
   c10::IValue v;
   if (!archive.try_read("format_version", v)) {
     throw InputError("checkpoint " + path + " is not a ddptrain checkpoint (no format_version)");
   }
   archive.read("model_name", v);
   state.model_name = v.toStringRef();
-  if (state.model_name != expected_model) {
-    throw InputError("checkpoint " + path + " holds model '" + state.model_name +
-                     "' but the config asks for '" + expected_model +
-                     "'; set model.name=" + state.model_name + " or resume from a matching checkpoint");
-  }
   archive.read("epoch", v);
   state.epoch = v.toInt();
   archive.read("step", v);
   state.step = v.toInt();
   archive.read("config", v);
   state.config_yaml = v.toStringRef();
+  return state;
+}
+
+void check_model_name(const std::string& path, const CheckpointState& state, const std::string& expected_model) {
+  if (state.model_name != expected_model) {
+    throw InputError("checkpoint " + path + " holds model '" + state.model_name +
+                     "' but the config asks for '" + expected_model +
+                     "'; set model.name=" + state.model_name + " or use a matching checkpoint");
+  }
+}
+
+}  // namespace
+
+CheckpointState read_checkpoint_info(const std::string& path) {
+  torch::serialize::InputArchive archive;
+  return open_checkpoint(path, archive);
+}
+
+CheckpointState load_checkpoint_model(const std::string& path, torch::nn::Module& model,
+                                      const std::string& expected_model) {
+  torch::serialize::InputArchive archive;
+  CheckpointState state = open_checkpoint(path, archive);
+  check_model_name(path, state, expected_model);
+  try {
+    torch::serialize::InputArchive model_archive;
+    archive.read("model", model_archive);
+    model.load(model_archive);
+  } catch (const std::exception& e) {
+    throw InputError("checkpoint " + path + " does not fit this model: " + std::string(e.what()).substr(0, 300));
+  }
+  return state;
+}
+
+CheckpointState load_checkpoint(const std::string& path, torch::nn::Module& model,
+                                torch::optim::Optimizer& optimizer,
+                                const std::string& expected_model) {
+  torch::serialize::InputArchive archive;
+  CheckpointState state = open_checkpoint(path, archive);
+  check_model_name(path, state, expected_model);
   try {
     torch::serialize::InputArchive model_archive, optim_archive;
     archive.read("model", model_archive);

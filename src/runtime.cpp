@@ -56,6 +56,12 @@ std::string choose_device(const std::string& requested, bool cuda_available, int
   return "cuda:" + std::to_string(local_rank);
 }
 
+std::string choose_backend(const std::string& requested, const std::string& device) {
+  (void)device;
+  if (requested != "auto") return requested;
+  return "mpi";
+}
+
 int choose_threads(int configured, int cores, int local_size) {
   if (configured > 0) return configured;
   int t = cores / (local_size > 0 ? local_size : 1);

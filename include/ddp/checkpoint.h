@@ -34,6 +34,15 @@ CheckpointState load_checkpoint(const std::string& path, torch::nn::Module& mode
                                 torch::optim::Optimizer& optimizer,
                                 const std::string& expected_model);
 
+// Reads a checkpoint's progress, model name and config without loading tensors (InputError for a
+// missing, corrupt or foreign file).
+CheckpointState read_checkpoint_info(const std::string& path);
+
+// Restores only the model's parameters and buffers (evaluation, export); throws like
+// load_checkpoint.
+CheckpointState load_checkpoint_model(const std::string& path, torch::nn::Module& model,
+                                      const std::string& expected_model);
+
 // "<dir>/epoch_0003_step_00002346.pt"
 std::string checkpoint_path(const std::string& dir, int64_t epoch, int64_t step);
 

@@ -41,6 +41,11 @@ class MpiRuntime {
 std::string choose_device(const std::string& requested, bool cuda_available, int gpu_count,
                           int local_rank, int local_size);
 
+// Communication backend for `requested` ("auto", "mpi", "nccl") on `device` (a pure function):
+// "auto" picks "mpi" for now, CPU and GPU alike (device tensors are staged through host memory);
+// it is the place to pick "nccl" for cuda devices once the NCCL communicator is built in.
+std::string choose_backend(const std::string& requested, const std::string& device);
+
 // Intra-op threads per rank: `configured` when > 0, else cores / local ranks, at least 1.
 int choose_threads(int configured, int cores, int local_size);
 

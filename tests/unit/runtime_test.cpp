@@ -7,6 +7,12 @@
 namespace ddp {
 namespace {
 
+TEST(ChooseBackend, AutoPicksMpiAndExplicitChoicesStand) {
+  EXPECT_EQ(choose_backend("auto", "cpu"), "mpi");
+  EXPECT_EQ(choose_backend("mpi", "cuda:0"), "mpi");
+  EXPECT_EQ(choose_backend("nccl", "cuda:0"), "nccl");
+}
+
 TEST(ChooseDevice, CpuWithoutCuda) {
   EXPECT_EQ(choose_device("auto", false, 0, 0, 4), "cpu");
   EXPECT_EQ(choose_device("cpu", true, 8, 3, 4), "cpu");
