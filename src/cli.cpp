@@ -200,12 +200,19 @@ int bench_devices(const std::vector<std::string>& args, const ProcessInfo& p) {
   if (cuda) kinds.push_back("cuda");
   // Rank 0's scratch folder for the runs' logs and checkpoints, removed at the end.
   const std::string scratch = p.rank == 0 ? files::make_temp_directory("ddptrain_bench_") : "";
+  struct ScratchGuard {  // Removes rank 0's scratch folder however the runs end.
+    std::string path;
+    ~ScratchGuard() {
+      if (!path.empty()) files::remove_tree(path);
+    }
+  } scratch_guard{scratch};
   struct Row {
     std::string device;
     TrainSummary summary;
     double images_per_s;
   };
   std::vector<Row> rows;
+  std::vector<std::string> skipped;  // Device kinds present but not usable by this job.
   for (const std::string& kind : kinds) {
     Config c = base;
     c.dist.device = kind;
@@ -214,7 +221,13 @@ int bench_devices(const std::vector<std::string>& args, const ProcessInfo& p) {
     c.log.tensorboard = false;
     c.log.progress = "off";
     c.resume.clear();
-    const std::string device = setup_device(c, p, nullptr);
+    std::string device;
+    try {
+      device = setup_device(c, p, nullptr);  // The same answer on every rank of a node.
+    } catch (const InputError& e) {
+      skipped.push_back(kind + " | skipped: " + e.what());
+      continue;
+    }
     auto comm = make_communicator(c, device);
     ImageDataset train_set = load_dataset(c, /*train=*/true);
     ImageDataset test_set = load_dataset(c, /*train=*/false);
@@ -225,7 +238,6 @@ int bench_devices(const std::vector<std::string>& args, const ProcessInfo& p) {
     rows.push_back({kind, s, images / std::max(s.wall_s, 1e-9)});
   }
   if (p.rank == 0) {
-    files::remove_tree(scratch);
     std::ostringstream table;
     table << "\n" << "device | ranks | steps | wall s (train + eval) | img/s | test accuracy\n"
           << "------ | ----- | ----- | --------------------- | ----- | -------------\n";
@@ -235,6 +247,7 @@ int bench_devices(const std::vector<std::string>& args, const ProcessInfo& p) {
                     static_cast<long long>(r.summary.steps), r.summary.wall_s, r.images_per_s, r.summary.eval.accuracy);
       table << line;
     }
+    for (const std::string& line : skipped) table << line << "\n";
     if (!cuda) table << "cuda   | GPU not available on this machine (torch::cuda::is_available() is false): CPU only\n";
     std::cout << table.str() << std::flush;
   }
