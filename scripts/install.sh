@@ -35,6 +35,11 @@ if [ ! -x "$VENV/bin/python" ] || \
   mkdir -p "$(dirname "$VENV")"
   "$PY" -m venv "$VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip
-  "$VENV/bin/python" -m pip install -q "torch==$TORCH_VERSION" numpy tensorboard
+  "$VENV/bin/python" -m pip install -q "torch==$TORCH_VERSION" numpy tensorboard matplotlib
+fi
+# Added after the first venvs were made: install into an existing venv too.
+if ! "$VENV/bin/python" -c "import tensorboard, matplotlib, numpy" 2>/dev/null; then
+  echo "install: numpy, tensorboard and matplotlib into $VENV"
+  "$VENV/bin/python" -m pip install -q numpy tensorboard matplotlib
 fi
 echo "install: ok (venv $VENV, torch $("$VENV/bin/python" -c 'import torch; print(torch.__version__)'))"

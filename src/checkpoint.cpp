@@ -267,6 +267,27 @@ CheckpointState load_checkpoint(const std::string& path, torch::nn::Module& mode
   return state;
 }
 
+CheckpointState read_checkpoint_info(const std::string& path) { return verify_checkpoint(path); }
+
+CheckpointState load_checkpoint_model(const std::string& path, torch::nn::Module& model,
+                                      const std::string& expected_model) {
+  CheckpointState state = verify_checkpoint(path);
+  const std::string payload = payload_of(path);
+  if (state.model_name != expected_model) {
+    throw InputError("checkpoint " + payload + " holds model '" + state.model_name + "' but the config asks for '" +
+                     expected_model + "'; set model.name=" + state.model_name + " or use a matching checkpoint");
+  }
+  try {
+    torch::serialize::InputArchive archive, model_archive;
+    archive.load_from(payload);
+    archive.read("model", model_archive);
+    model.load(model_archive);
+  } catch (const std::exception& e) {
+    throw InputError("checkpoint " + payload + " does not fit this model: " + std::string(e.what()).substr(0, 300));
+  }
+  return state;
+}
+
 void prune_checkpoints(const std::string& dir, int64_t keep) {
   auto all = list_checkpoints(dir);
   if (static_cast<int64_t>(all.size()) <= keep) return;

@@ -5,16 +5,24 @@
 #include <torch/version.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <iostream>
 #include <memory>
 #include <sstream>
 #include <thread>
 
 #include "ddp/bench_comm.h"
+#include "ddp/batcher.h"
 #include "ddp/check.h"
+#include "ddp/checkpoint.h"
 #include "ddp/config.h"
 #include "ddp/dataset.h"
+#include "ddp/environment.h"
+#include "ddp/files.h"
+#include "ddp/model_export.h"
+#include "ddp/models.h"
 #include "ddp/mpi_communicator.h"
 #include "ddp/nccl_communicator.h"
 #include "ddp/signals.h"
@@ -27,46 +35,74 @@ namespace {
 struct TrainArgs {
   std::string config_path;
   std::vector<std::string> overrides;
+  std::string checkpoint;  // eval, export
+  std::string out;         // export
+  std::string example;     // export
 };
 
-TrainArgs parse_train_args(const std::vector<std::string>& args) {
+// Parses the options of args[0]; `allowed` lists the flags that command takes (besides --set
+// with --config).
+TrainArgs parse_command_args(const std::vector<std::string>& args, const std::vector<std::string>& allowed) {
   TrainArgs t;
+  const std::string& command = args[0];
+  auto takes = [&](const std::string& flag) {
+    return std::find(allowed.begin(), allowed.end(), flag) != allowed.end();
+  };
   for (size_t i = 1; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    auto value = [&](const std::string& flag) -> std::string {
-      if (i + 1 >= args.size()) throw InputError(flag + " needs a value; see ddptrain --help");
+    std::string a = args[i], inline_value;
+    bool has_inline = false;
+    if (a.rfind("--", 0) == 0 && a.find('=') != std::string::npos) {
+      inline_value = a.substr(a.find('=') + 1);
+      a = a.substr(0, a.find('='));
+      has_inline = true;
+    }
+    if (a == "-c") a = "--config";
+    auto value = [&]() -> std::string {
+      if (has_inline) return inline_value;
+      if (i + 1 >= args.size()) throw InputError(a + " needs a value; see ddptrain --help");
       return args[++i];
     };
-    if (a == "--config" || a == "-c") {
-      t.config_path = value(a);
-    } else if (a.rfind("--config=", 0) == 0) {
-      t.config_path = a.substr(9);
+    if (!takes(a)) throw InputError("unknown argument '" + args[i] + "' for '" + command + "'; see ddptrain --help");
+    if (a == "--config") {
+      t.config_path = value();
     } else if (a == "--set") {
-      t.overrides.push_back(value(a));
-    } else if (a.rfind("--set=", 0) == 0) {
-      t.overrides.push_back(a.substr(6));
-    } else {
-      throw InputError("unknown argument '" + a + "' for 'train'; see ddptrain --help");
+      t.overrides.push_back(value());
+    } else if (a == "--checkpoint") {
+      t.checkpoint = value();
+    } else if (a == "--out") {
+      t.out = value();
+    } else if (a == "--example") {
+      t.example = value();
     }
   }
-  if (t.config_path.empty()) throw InputError("train needs --config FILE (see configs/)");
   return t;
 }
 
-}  // namespace
-
-std::string choose_backend(const std::string& requested, const std::string& device, bool nccl_in_build) {
-  const bool gpu = device.rfind("cuda", 0) == 0;
-  if (requested == "nccl") {
-    if (!gpu) throw InputError("dist.backend=nccl needs CUDA GPUs, and none is usable here; use dist.backend=auto or mpi");
-    if (!nccl_in_build) throw InputError("dist.backend=nccl: this ddptrain was built without NCCL; use dist.backend=auto or mpi");
-    return "nccl";
-  }
-  if (requested == "auto") return gpu && nccl_in_build ? "nccl" : "mpi";
-  return "mpi";
+TrainArgs parse_train_args(const std::vector<std::string>& args) {
+  TrainArgs t = parse_command_args(args, {"--config", "--set"});
+  if (t.config_path.empty()) throw InputError(args[0] + " needs --config FILE (see configs/)");
+  return t;
 }
 
-namespace {
+// Intra-op threads and device for this rank, from the config and the machine.
+std::string setup_device(const Config& config, const ProcessInfo& p, int* threads_out) {
+  const int threads = choose_threads(static_cast<int>(config.train.threads),
+                                     static_cast<int>(std::thread::hardware_concurrency()), p.local_size);
+  at::set_num_threads(threads);
+  if (threads_out) *threads_out = threads;
+  const bool cuda = torch::cuda::is_available();
+  const int gpus = cuda ? static_cast<int>(torch::cuda::device_count()) : 0;
+  return choose_device(config.dist.device, cuda, gpus, p.local_rank, p.local_size);
+}
+
+// The config of a checkpoint command: --config FILE when given, else the resolved config the
+// checkpoint stores; --set overrides apply to either.
+Config checkpoint_config(const TrainArgs& t, const CheckpointState& info) {
+  if (!t.config_path.empty()) return load_config(t.config_path, t.overrides);
+  return parse_config(info.config_yaml, t.checkpoint + " (its stored config)", t.overrides);
+}
+
+
 
 // Picks the communicator backend once, from the config and what the machine has.
 std::unique_ptr<Communicator> make_communicator(const Config& c, const std::string& device) {
@@ -80,12 +116,8 @@ std::unique_ptr<Communicator> make_communicator(const Config& c, const std::stri
 int train(const std::vector<std::string>& args, const ProcessInfo& p) {
   TrainArgs t = parse_train_args(args);
   Config config = load_config(t.config_path, t.overrides);
-  const int threads = choose_threads(static_cast<int>(config.train.threads),
-                                     static_cast<int>(std::thread::hardware_concurrency()), p.local_size);
-  at::set_num_threads(threads);
-  const bool cuda = torch::cuda::is_available();
-  const int gpus = cuda ? static_cast<int>(torch::cuda::device_count()) : 0;
-  const std::string device = choose_device(config.dist.device, cuda, gpus, p.local_rank, p.local_size);
+  int threads = 1;
+  const std::string device = setup_device(config, p, &threads);
   auto comm = make_communicator(config, device);
   if (p.rank == 0) {
     spdlog::info("{}", version_string());
@@ -117,6 +149,125 @@ int bench_comm(const std::vector<std::string>& args, const ProcessInfo& p) {
   return 0;
 }
 
+// ddptrain env: the report is gathered from every rank and printed by rank 0.
+int env(const std::vector<std::string>& args, const ProcessInfo& p) {
+  parse_command_args(args, {});
+  const int threads = choose_threads(0, static_cast<int>(std::thread::hardware_concurrency()), p.local_size);
+  at::set_num_threads(threads);
+  MpiCommunicator comm(MPI_COMM_WORLD, std::chrono::seconds(60));
+  const std::string report = environment_report(p, comm, threads);
+  if (p.rank == 0) std::cout << report << std::flush;
+  return 0;
+}
+
+// ddptrain eval: every rank loads the checkpoint and evaluates its exact shard of the test set.
+int eval(const std::vector<std::string>& args, const ProcessInfo& p) {
+  TrainArgs t = parse_command_args(args, {"--checkpoint", "--config", "--set"});
+  if (t.checkpoint.empty()) throw InputError("eval needs --checkpoint FILE");
+  const CheckpointState info = read_checkpoint_info(t.checkpoint);
+  const Config config = checkpoint_config(t, info);
+  const std::string device = setup_device(config, p, nullptr);
+  auto comm = make_communicator(config, device);
+  ImageDataset test_set = load_dataset(config, /*train=*/false);
+  auto model = make_model(config.model.name, test_set.channels(), test_set.num_classes);
+  model->to(c10::Device(device));
+  load_checkpoint_model(t.checkpoint, *model, config.model.name);
+  Batcher batches(test_set, c10::Device(device));
+  const EvalResult r = evaluate_model(*model, batches, *comm, config.eval.batch_size, c10::Device(device));
+  if (p.rank == 0) {
+    spdlog::info("eval {} (epoch {} step {}) on {} | {} ranks | test loss {:.4f} | test accuracy {:.4f} ({} images)",
+                 t.checkpoint, info.epoch, info.step, test_set.name, comm->size(), r.loss, r.accuracy, r.count);
+  }
+  return 0;
+}
+
+// ddptrain export: rank 0 writes the state dict (and optionally an example input/output pair).
+int export_model(const std::vector<std::string>& args, const ProcessInfo& p) {
+  TrainArgs t = parse_command_args(args, {"--checkpoint", "--out", "--example", "--config", "--set"});
+  if (t.checkpoint.empty() || t.out.empty()) throw InputError("export needs --checkpoint FILE and --out FILE");
+  const CheckpointState info = read_checkpoint_info(t.checkpoint);
+  Config config = checkpoint_config(t, info);
+  // Only the input shape is needed from the data: load the smallest test split.
+  config.data.limit_test = 1;
+  config.data.synthetic_test = 1;
+  const ImageDataset shape = load_dataset(config, /*train=*/false);
+  auto model = make_model(config.model.name, shape.channels(), shape.num_classes);
+  load_checkpoint_model(t.checkpoint, *model, config.model.name);
+  if (p.rank == 0) {
+    export_state_dict(*model, t.out);
+    spdlog::info("exported {} ({} {} parameters + buffers) to {}", t.checkpoint, config.model.name,
+                 parameter_count(*model), t.out);
+    if (!t.example.empty()) {
+      export_example(*model, shape.channels(), 4, 0, t.example);
+      spdlog::info("example input and logits written to {}", t.example);
+    }
+  }
+  return 0;
+}
+
+// ddptrain bench-devices: the same short training on each device kind this machine has.
+int bench_devices(const std::vector<std::string>& args, const ProcessInfo& p) {
+  TrainArgs t = parse_train_args(args);
+  const Config base = load_config(t.config_path, t.overrides);
+  std::vector<std::string> kinds = {"cpu"};
+  const bool cuda = torch::cuda::is_available();
+  if (cuda) kinds.push_back("cuda");
+  // Rank 0's scratch folder for the runs' logs and checkpoints, removed at the end.
+  const std::string scratch = p.rank == 0 ? files::make_temp_directory("ddptrain_bench_") : "";
+  struct ScratchGuard {  // Removes rank 0's scratch folder however the runs end.
+    std::string path;
+    ~ScratchGuard() {
+      if (!path.empty()) files::remove_tree(path);
+    }
+  } scratch_guard{scratch};
+  struct Row {
+    std::string device;
+    TrainSummary summary;
+    double images_per_s;
+  };
+  std::vector<Row> rows;
+  std::vector<std::string> skipped;  // Device kinds present but not usable by this job.
+  for (const std::string& kind : kinds) {
+    Config c = base;
+    c.dist.device = kind;
+    c.log.dir = files::join(scratch, kind + "/logs");
+    c.checkpoint.dir = files::join(scratch, kind + "/checkpoints");
+    c.log.tensorboard = false;
+    c.log.progress = "off";
+    c.resume.clear();
+    std::string device;
+    try {
+      device = setup_device(c, p, nullptr);  // The same answer on every rank of a node.
+    } catch (const InputError& e) {
+      skipped.push_back(kind + " | skipped: " + e.what());
+      continue;
+    }
+    auto comm = make_communicator(c, device);
+    ImageDataset train_set = load_dataset(c, /*train=*/true);
+    ImageDataset test_set = load_dataset(c, /*train=*/false);
+    if (p.rank == 0) spdlog::info("bench-devices: training on {} ({} ranks)", device, comm->size());
+    Trainer trainer(c, *comm, c10::Device(device), std::move(train_set), std::move(test_set));
+    const TrainSummary s = trainer.run();
+    const double images = static_cast<double>(s.steps * c.train.batch_size * comm->size());
+    rows.push_back({kind, s, images / std::max(s.wall_s, 1e-9)});
+  }
+  if (p.rank == 0) {
+    std::ostringstream table;
+    table << "\n" << "device | ranks | steps | wall s (train + eval) | img/s | test accuracy\n"
+          << "------ | ----- | ----- | --------------------- | ----- | -------------\n";
+    for (const Row& r : rows) {
+      char line[160];
+      std::snprintf(line, sizeof(line), "%-6s | %5d | %5lld | %21.2f | %5.0f | %.4f\n", r.device.c_str(), p.world_size,
+                    static_cast<long long>(r.summary.steps), r.summary.wall_s, r.images_per_s, r.summary.eval.accuracy);
+      table << line;
+    }
+    for (const std::string& line : skipped) table << line << "\n";
+    if (!cuda) table << "cuda   | GPU not available on this machine (torch::cuda::is_available() is false): CPU only\n";
+    std::cout << table.str() << std::flush;
+  }
+  return 0;
+}
+
 }  // namespace
 
 std::string version_string() {
@@ -137,6 +288,18 @@ std::string usage() {
        "                                              all-reduce bandwidth table against raw\n"
        "                                              MPI_Allreduce, and ms/step with no sync,\n"
        "                                              sync after backward, and overlap\n"
+       "  eval --checkpoint FILE [--config FILE] [--set key=value ...]\n"
+       "                                              evaluate a checkpoint on the test set (exact\n"
+       "                                              counts, in parallel under mpirun); the config\n"
+       "                                              defaults to the one stored in the checkpoint\n"
+       "  export --checkpoint FILE --out FILE [--example FILE]\n"
+       "                                              write parameters and buffers as a dict for\n"
+       "                                              Python torch.load / load_state_dict; --example\n"
+       "                                              also writes a test input and its logits\n"
+       "  env                                         versions, CUDA, GPUs, NCCL, MPI, ranks and\n"
+       "                                              hosts, threads, backend choice\n"
+       "  bench-devices --config FILE [--set ...]     the same short training on CPU and on GPU\n"
+       "                                              (when there is one); prints a table of times\n"
        "  --help                                      this text\n"
        "  --version                                   version, git revision, LibTorch version\n\n"
        "config keys (YAML sections in FILE, or --set section.key=value):\n";
@@ -156,6 +319,10 @@ int run_cli(const std::vector<std::string>& args, const ProcessInfo& process) {
   }
   if (args[0] == "train") return train(args, process);
   if (args[0] == "bench-comm") return bench_comm(args, process);
+  if (args[0] == "eval") return eval(args, process);
+  if (args[0] == "export") return export_model(args, process);
+  if (args[0] == "env") return env(args, process);
+  if (args[0] == "bench-devices") return bench_devices(args, process);
   throw InputError("unknown command '" + args[0] + "'; see ddptrain --help");
 }
 

@@ -158,6 +158,8 @@ const std::vector<Field>& fields() {
       int_field("dist.check_params_every", DDP_REF(dist.check_params_every), 0),
       string_field("log.dir", DDP_REF(log.dir)),
       int_field("log.every_steps", DDP_REF(log.every_steps), 1),
+      bool_field("log.tensorboard", DDP_REF(log.tensorboard)),
+      string_field("log.progress", DDP_REF(log.progress), {"auto", "on", "off"}),
       string_field("checkpoint.dir", DDP_REF(checkpoint.dir)),
       int_field("checkpoint.keep", DDP_REF(checkpoint.keep), 1),
       int_field("checkpoint.every_steps", DDP_REF(checkpoint.every_steps), 0),

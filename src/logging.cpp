@@ -3,7 +3,11 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <sstream>
 
@@ -29,6 +33,49 @@ void setup_logging(int rank, int world_size) {
   logger->set_level(rank == 0 ? spdlog::level::info : spdlog::level::warn);
   logger->flush_on(spdlog::level::info);
   spdlog::set_default_logger(logger);
+}
+
+bool progress_line_wanted(const std::string& mode, bool stdout_is_terminal) {
+  if (mode == "on") return true;
+  if (mode == "off") return false;
+  return stdout_is_terminal;
+}
+
+bool stdout_is_interactive() {
+  if (std::getenv("OMPI_COMM_WORLD_SIZE") != nullptr) return false;  // Open MPI's pty, see header.
+  return isatty(STDOUT_FILENO) != 0;
+}
+
+std::string format_progress(int64_t epoch, int64_t step, int64_t total_steps, double loss,
+                            double images_per_s, double eta_s) {
+  char loss_text[32] = "-";
+  if (std::isfinite(loss)) std::snprintf(loss_text, sizeof(loss_text), "%.4f", loss);
+  char buf[160];
+  std::snprintf(buf, sizeof(buf), "epoch %lld step %lld/%lld | loss %s | %.0f img/s | eta %.1f s",
+                static_cast<long long>(epoch), static_cast<long long>(step),
+                static_cast<long long>(total_steps), loss_text, images_per_s, eta_s);
+  return buf;
+}
+
+void ProgressLine::update(const std::string& text, bool force) {
+  if (!enabled_) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (open_ && !force && now - last_ < std::chrono::milliseconds(kRedrawMs)) return;
+  last_ = now;
+  std::string line = "\r" + text;
+  if (text.size() < width_) line.append(width_ - text.size(), ' ');
+  width_ = text.size();
+  std::fputs(line.c_str(), stdout);
+  std::fflush(stdout);
+  open_ = true;
+}
+
+void ProgressLine::finish() {
+  if (!enabled_ || !open_) return;
+  std::fputs("\n", stdout);
+  std::fflush(stdout);
+  open_ = false;
+  width_ = 0;
 }
 
 MetricsWriter::MetricsWriter(const std::string& path) : out_(path, std::ios::app) {

@@ -56,6 +56,17 @@ std::string choose_device(const std::string& requested, bool cuda_available, int
   return "cuda:" + std::to_string(local_rank);
 }
 
+std::string choose_backend(const std::string& requested, const std::string& device, bool nccl_in_build) {
+  const bool gpu = device.rfind("cuda", 0) == 0;
+  if (requested == "nccl") {
+    if (!gpu) throw InputError("dist.backend=nccl needs CUDA GPUs, and none is usable here; use dist.backend=auto or mpi");
+    if (!nccl_in_build) throw InputError("dist.backend=nccl: this ddptrain was built without NCCL; use dist.backend=auto or mpi");
+    return "nccl";
+  }
+  if (requested == "auto") return gpu && nccl_in_build ? "nccl" : "mpi";
+  return "mpi";
+}
+
 int choose_threads(int configured, int cores, int local_size) {
   if (configured > 0) return configured;
   int t = cores / (local_size > 0 ? local_size : 1);

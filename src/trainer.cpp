@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <optional>
 #include <thread>
 
@@ -24,6 +25,7 @@
 #include "ddp/logging.h"
 #include "ddp/lr_schedule.h"
 #include "ddp/signals.h"
+#include "ddp/tensorboard_writer.h"
 
 namespace ddp {
 using Clock = std::chrono::steady_clock;
@@ -41,6 +43,7 @@ struct Trainer::State {
   std::unique_ptr<Batcher> test_batches;
   std::vector<at::Tensor> buffers;
   std::unique_ptr<MetricsWriter> metrics;  // Rank 0 only.
+  std::unique_ptr<TensorBoardWriter> tensorboard;  // Rank 0 only, when log.tensorboard.
   bool is_root() const { return comm.rank() == 0; }
 
   State(Config c, Communicator& cm, const c10::Device& d, ImageDataset tr, ImageDataset te)
@@ -122,6 +125,7 @@ Trainer::Trainer(Config config, Communicator& comm, const c10::Device& device, I
     ensure_writable_dir(c.log.dir, "log.dir");
     ensure_writable_dir(c.checkpoint.dir, "checkpoint.dir");
     s_->metrics = std::make_unique<MetricsWriter>(files::join(c.log.dir, "metrics.jsonl"));
+    if (c.log.tensorboard) s_->tensorboard = std::make_unique<TensorBoardWriter>(c.log.dir);
   });
 }
 
@@ -136,18 +140,23 @@ EvalResult Trainer::evaluate() {
   // Every rank evaluates with rank 0's BatchNorm statistics, and the replicas leave the
   // evaluation identical in buffers as well as parameters.
   if (!s.buffers.empty()) broadcast_tensors(s.comm, s.buffers, 0);
+  return evaluate_model(*s.model, *s.test_batches, s.comm, s.config.eval.batch_size, s.device);
+}
+
+EvalResult evaluate_model(Classifier& model, const Batcher& test, Communicator& comm,
+                          int64_t batch_size, const c10::Device& device) {
   torch::NoGradGuard no_grad;
-  s.model->eval();
+  model.eval();
   // Contiguous exact shards: rank r evaluates [r*N/W, (r+1)*N/W); no image is counted twice.
-  const int64_t n = s.test_batches->size();
-  const int64_t world = s.comm.size(), rank = s.comm.rank();
+  const int64_t n = test.size();
+  const int64_t world = comm.size(), rank = comm.rank();
   const int64_t begin = n * rank / world, end = n * (rank + 1) / world;
-  at::Tensor loss_sum = at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(s.device));
-  at::Tensor correct = at::zeros({}, at::TensorOptions().dtype(at::kLong).device(s.device));
-  for (int64_t i = begin; i < end; i += s.config.eval.batch_size) {
-    const int64_t len = std::min(s.config.eval.batch_size, end - i);
-    Batch b = s.test_batches->range(i, len);
-    at::Tensor logits = s.model->forward(b.images);
+  at::Tensor loss_sum = at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(device));
+  at::Tensor correct = at::zeros({}, at::TensorOptions().dtype(at::kLong).device(device));
+  for (int64_t i = begin; i < end; i += batch_size) {
+    const int64_t len = std::min(batch_size, end - i);
+    Batch b = test.range(i, len);
+    at::Tensor logits = model.forward(b.images);
     loss_sum += torch::nn::functional::cross_entropy(
                     logits, b.labels, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
                     .to(at::kDouble);
@@ -155,13 +164,13 @@ EvalResult Trainer::evaluate() {
   }
   at::Tensor totals = at::stack({loss_sum.cpu(), correct.cpu().to(at::kDouble),
                                  at::scalar_tensor(static_cast<double>(end - begin), at::kDouble)});
-  s.comm.all_reduce(totals, ReduceOp::kSum);
+  comm.all_reduce(totals, ReduceOp::kSum);
   auto t = totals.accessor<double, 1>();
   EvalResult r;
   r.count = static_cast<int64_t>(t[2]);
   r.loss = t[0] / std::max<double>(1, t[2]);
   r.accuracy = t[1] / std::max<double>(1, t[2]);
-  s.model->train();
+  model.train();
   return r;
 }
 
@@ -252,7 +261,11 @@ TrainSummary Trainer::run() {
     spdlog::info("gradient buckets: {} (first {} params), backend {}, overlap {}, gradients in {}",
                  s.sync->plan().size(), s.sync->plan().front().params.size(), s.comm.backend(),
                  c.dist.overlap ? "on" : "off", c.dist.grad_dtype);
+    if (s.tensorboard) spdlog::info("TensorBoard events: {} (tensorboard --logdir {})", s.tensorboard->path(), c.log.dir);
   }
+  // Rank 0 on a terminal: one progress line per epoch, redrawn in place, instead of step lines.
+  ProgressLine progress(s.is_root() && progress_line_wanted(c.log.progress, stdout_is_interactive()));
+  double last_loss = std::numeric_limits<double>::quiet_NaN();  // Global mean at the last log step.
 
   TrainSummary summary;
   bool have_first = false;
@@ -283,6 +296,8 @@ TrainSummary Trainer::run() {
     bool cut_short = false;
     int64_t b = first_batch;
     first_batch = 0;
+    const auto epoch_start = Clock::now();
+    const int64_t epoch_first_step = step;
     for (; b < steps_per_epoch; ++b) {
       if (step >= total_steps) {
         cut_short = true;
@@ -372,16 +387,35 @@ TrainSummary Trainer::run() {
         const double ips = static_cast<double>(interval_steps * global_per_step) / std::max(secs, 1e-9);
         if (!have_first) summary.first_loss = loss_value, have_first = true;
         summary.last_loss = loss_value;
+        last_loss = loss_value;
+        // ---- rank 0 only: log line (or progress line), metrics, TensorBoard ----
         if (s.is_root()) {
           const double eta = ms_per_step * static_cast<double>(total_steps - step) / 1000.0;
-          spdlog::info("epoch {} step {}/{} | loss {:.4f} | lr {:.4g} | {:.1f} ms/step | {:.0f} img/s | eta {}",
-                       epoch + 1, step, total_steps, loss_value, lr, ms_per_step, ips, fmt_eta(eta));
+          if (!progress.enabled()) {
+            spdlog::info("epoch {} step {}/{} | loss {:.4f} | lr {:.4g} | {:.1f} ms/step | {:.0f} img/s | eta {}",
+                         epoch + 1, step, total_steps, loss_value, lr, ms_per_step, ips, fmt_eta(eta));
+          }
           s.metrics->train(step, epoch + 1, loss_value, lr, ips);
+          if (s.tensorboard) {
+            s.tensorboard->add_scalar("train_loss", loss_value, step);
+            s.tensorboard->add_scalar("lr", lr, step);
+            s.tensorboard->add_scalar("images_per_s", ips, step);
+          }
         }
         loss_sum.zero_();
         loss_count = 0;
         interval_steps = 0;
         interval_start = Clock::now();
+      }
+
+      // ---- rank 0 only: redraw the progress line (no collective; rank 0's own timing) ----
+      if (progress.enabled()) {
+        const double secs = std::chrono::duration<double>(Clock::now() - epoch_start).count();
+        const int64_t done = std::max<int64_t>(1, step - epoch_first_step);
+        const double ips = static_cast<double>(done * global_per_step) / std::max(secs, 1e-9);
+        const double eta = secs / static_cast<double>(done) * static_cast<double>(total_steps - step);
+        progress.update(format_progress(epoch + 1, step, total_steps, last_loss, ips, eta),
+                        /*force=*/b + 1 == steps_per_epoch || step == total_steps);
       }
 
       // ---- every rank: optional replica check (one all-gather) ----
@@ -400,6 +434,7 @@ TrainSummary Trainer::run() {
       // ---- rank 0 only: mid-epoch checkpoint (no collectives) ----
       const bool epoch_end = b + 1 == steps_per_epoch;
       if (stop_agreed) {
+        progress.finish();
         if (s.is_root()) {
           spdlog::warn("stop requested by signal: all ranks stop after step {}; saving a checkpoint", step);
           epoch_end ? save(epoch + 1, 0, -1) : save(epoch, (b + 1) * global_per_step, -1);
@@ -414,6 +449,7 @@ TrainSummary Trainer::run() {
         save(epoch, (b + 1) * global_per_step, -1);
       }
     }
+    progress.finish();
     // ---- every rank: evaluation (buffer broadcast + one all-reduce) ----
     summary.eval = evaluate();
     // ---- rank 0 only: report and checkpoint (no collectives) ----
@@ -421,6 +457,12 @@ TrainSummary Trainer::run() {
       spdlog::info("epoch {} eval | test loss {:.4f} | test accuracy {:.4f} ({} images)", epoch + 1,
                    summary.eval.loss, summary.eval.accuracy, summary.eval.count);
       s.metrics->eval(epoch + 1, step, summary.eval.loss, summary.eval.accuracy);
+      // The seed's tags and step axis (its total_test_step: the epoch number, from 1); the loss
+      // is the mean per test image (the seed summed per-batch means, which depends on the batch).
+      if (s.tensorboard) {
+        s.tensorboard->add_scalar("total_test_loss", summary.eval.loss, epoch + 1);
+        s.tensorboard->add_scalar("total_test_accuracy", summary.eval.accuracy, epoch + 1);
+      }
       cut_short ? save(epoch, b * global_per_step, summary.eval.accuracy) : save(epoch + 1, 0, summary.eval.accuracy);
     }
     if (cut_short) break;

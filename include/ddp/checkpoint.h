@@ -59,6 +59,14 @@ std::optional<std::string> find_latest_checkpoint(const std::string& dir, std::v
 CheckpointState load_checkpoint(const std::string& path, torch::nn::Module& model,
                                 torch::optim::Optimizer& optimizer, const std::string& expected_model);
 
+// Verifies a checkpoint and returns its progress, model name and config (no tensors loaded).
+CheckpointState read_checkpoint_info(const std::string& path);
+
+// Verifies, then restores only the model's parameters and buffers (evaluation, export); throws
+// like load_checkpoint.
+CheckpointState load_checkpoint_model(const std::string& path, torch::nn::Module& model,
+                                      const std::string& expected_model);
+
 // Payload paths of the checkpoints in `dir` that have a manifest, oldest (lowest step) first.
 std::vector<std::string> list_checkpoints(const std::string& dir);
 

@@ -13,9 +13,7 @@ namespace ddp {
 int run_cli(const std::vector<std::string>& args, const ProcessInfo& process);
 
 std::string usage();
-// "nccl" or "mpi" for dist.backend `requested` ("auto", "mpi", "nccl") on `device` ("cpu",
-// "cuda:N"); throws InputError when nccl is asked for without a GPU or without NCCL in the build.
-std::string choose_backend(const std::string& requested, const std::string& device, bool nccl_in_build);
+
 std::string version_string();
 
 }  // namespace ddp

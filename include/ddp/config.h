@@ -58,6 +58,8 @@ struct Config {
   struct Log {
     std::string dir = "logs";
     int64_t every_steps = 100;
+    bool tensorboard = true;        // Rank 0 writes <dir>/events.out.tfevents.* too.
+    std::string progress = "auto";  // auto (in-place line on a terminal), on, off.
   } log;
   struct Checkpoint {
     std::string dir = "checkpoints";

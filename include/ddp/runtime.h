@@ -41,6 +41,11 @@ class MpiRuntime {
 std::string choose_device(const std::string& requested, bool cuda_available, int gpu_count,
                           int local_rank, int local_size);
 
+// Communication backend (a pure function): "nccl" or "mpi" for dist.backend `requested` ("auto",
+// "mpi", "nccl") on `device` ("cpu", "cuda:N"). "auto" picks NCCL for GPUs when the build has it.
+// Throws InputError when nccl is asked for without a GPU or without NCCL in the build.
+std::string choose_backend(const std::string& requested, const std::string& device, bool nccl_in_build);
+
 // Intra-op threads per rank: `configured` when > 0, else cores / local ranks, at least 1.
 int choose_threads(int configured, int cores, int local_size);
 

@@ -4,7 +4,8 @@
 //   every rank   sampler shard -> batch -> forward -> backward -> gradient all-reduce -> step;
 //                log-step loss all-reduce; evaluation on its exact shard of the test set and
 //                one all-reduce of the sums
-//   rank 0 only  logs, metrics.jsonl, checkpoint files (no collective inside any of them)
+//   rank 0 only  logs and the progress line, metrics.jsonl, TensorBoard events, checkpoint files
+//                (no collective inside any of them)
 //
 // Note [collective order]: every rank issues the same collectives in the same order. Start-up:
 // all-gather (model check), broadcast of parameters and buffers from rank 0. Each step: buffer
@@ -18,6 +19,7 @@
 #include <memory>
 #include <string>
 
+#include "ddp/batcher.h"
 #include "ddp/communicator.h"
 #include "ddp/config.h"
 #include "ddp/dataset.h"
@@ -61,5 +63,11 @@ class Trainer {
   struct State;
   std::unique_ptr<State> s_;
 };
+
+// Evaluates `model` on `test`, every rank on its own exact contiguous shard (no padded duplicates),
+// with one all-reduce of the sums; the result is global. Every rank of `comm` must call it. The
+// model is in eval() mode during the call and in train() mode after it.
+EvalResult evaluate_model(Classifier& model, const Batcher& test, Communicator& comm,
+                          int64_t batch_size, const c10::Device& device);
 
 }  // namespace ddp

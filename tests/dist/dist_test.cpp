@@ -264,7 +264,10 @@ std::string rank0_string(const std::string& mine) {
 std::vector<std::string> resume_config(const std::string& dir, int64_t batch) {
   return {"log.dir=" + dir + "/logs", "checkpoint.dir=" + dir + "/ckpt", "data.dataset=synthetic",
           "train.threads=1", "log.every_steps=4", "train.epochs=2", "train.momentum=0.9",
-          "train.lr=0.02", "train.lr_schedule=cosine", "data.augment=true", "data.synthetic_train=400",
+          "train.lr=0.02", "train.lr_schedule=cosine", "data.augment=true",
+          // A multiple of every world size's images per step: no padded samples at the epoch end,
+          // so runs of different world sizes see exactly the same samples.
+          "data.synthetic_train=" + std::to_string(16 * world_size() * 8),
           "data.synthetic_test=64", "train.batch_size=" + std::to_string(batch), "checkpoint.keep=10"};
 }
 

@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "ddp/check.h"
-#include "ddp/cli.h"
+#include "ddp/runtime.h"
 #include "ddp/nccl_communicator.h"
 
 namespace ddp {
