@@ -133,6 +133,7 @@ const std::vector<Field>& fields() {
       bool_field("data.download", DDP_REF(data.download)),
       string_field("data.url", DDP_REF(data.url)),
       string_field("data.md5", DDP_REF(data.md5)),
+      string_field("data.pipeline", DDP_REF(data.pipeline), {"device", "host"}),
       int_field("train.epochs", DDP_REF(train.epochs), 1),
       int_field("train.max_steps", DDP_REF(train.max_steps), 0),
       int_field("train.batch_size", DDP_REF(train.batch_size), 1, 1 << 20),

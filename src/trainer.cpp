@@ -109,8 +109,9 @@ Trainer::Trainer(Config config, Communicator& comm, const c10::Device& device, I
                   .weight_decay(c.train.weight_decay));
   DDP_CHECK(!c.train.nesterov || c.train.momentum > 0,
             "train.nesterov=true needs train.momentum > 0");
-  s_->train_batches = std::make_unique<Batcher>(s_->train_data, device);
-  s_->test_batches = std::make_unique<Batcher>(s_->test_data, device);
+  const InputPipeline pipeline = input_pipeline_from_name(c.data.pipeline);
+  s_->train_batches = std::make_unique<Batcher>(s_->train_data, device, pipeline);
+  s_->test_batches = std::make_unique<Batcher>(s_->test_data, device, pipeline);
 
   root_prepares(comm, [&] {
     ensure_writable_dir(c.log.dir, "log.dir");
@@ -217,10 +218,20 @@ TrainSummary Trainer::run() {
       for (auto& group : s.optimizer->param_groups()) {
         static_cast<torch::optim::SGDOptions&>(group.options()).lr(lr);
       }
-      const int64_t lo = b * batch, hi = std::min(lo + batch, sampler.num_samples());
-      std::vector<int64_t> idx(indices.begin() + lo, indices.begin() + hi), pos(hi - lo);
-      for (int64_t i = lo; i < hi; ++i) pos[i - lo] = sampler.global_position(i);
+      // The dataset indices and augmentation positions of batch `k` of this epoch.
+      auto slice = [&](int64_t k, std::vector<int64_t>* idx, std::vector<int64_t>* pos) {
+        const int64_t lo = k * batch, hi = std::min(lo + batch, sampler.num_samples());
+        idx->assign(indices.begin() + lo, indices.begin() + hi);
+        pos->resize(hi - lo);
+        for (int64_t i = lo; i < hi; ++i) (*pos)[i - lo] = sampler.global_position(i);
+      };
+      std::vector<int64_t> idx, pos;
+      slice(b, &idx, &pos);
       Batch data = s.train_batches->get(idx, pos, c.data.augment, static_cast<uint64_t>(c.train.seed), epoch);
+      if (s.train_batches->pipeline() == InputPipeline::kHost && b + 1 < steps_per_epoch && step + 1 < total_steps) {
+        slice(b + 1, &idx, &pos);  // The host pipeline prepares the next batch during this step.
+        s.train_batches->prefetch(idx, pos, c.data.augment, static_cast<uint64_t>(c.train.seed), epoch);
+      }
       if (c.dist.broadcast_buffers && !s.buffers.empty()) broadcast_tensors(s.comm, s.buffers, 0);
       at::Tensor logits = s.model->forward(data.images);
       at::Tensor loss = torch::nn::functional::cross_entropy(logits, data.labels, ce_options);

@@ -27,6 +27,7 @@ struct Config {
     bool download = false;  // Fetch the dataset into root when it is not there (cifar10, cifar100).
     std::string url;        // Archive URL; empty = the dataset's official one.
     std::string md5;        // Its MD5; empty = the official archive's.
+    std::string pipeline = "device";  // "device": whole set on the device; "host": CPU + prefetch.
   } data;
   struct Train {
     int64_t epochs = 10;

@@ -140,6 +140,14 @@ expect_dl_error "download: truncated archive" "is corrupt or truncated" \
   "$TMP/dlhalf" "http://127.0.0.1:$PORT/half.tar.gz" "$(md5sum "$SRV/half.tar.gz" | cut -d' ' -f1)"
 [ ! -e "$TMP/dlhalf/cifar-10-batches-bin" ] && pass "no half dataset left" || fail "no half dataset left"
 
+# ---- Data: host pipeline gives the same training as the device pipeline ----
+for pl in device host; do
+  mpirun2 train --config "$SRC/configs/smoke.yaml" --set log.dir=$TMP/pl_$pl --set checkpoint.dir=$TMP/plc_$pl \
+    --set train.threads=1 --set train.max_steps=16 --set data.pipeline=$pl >"$TMP/pl_$pl.log" 2>&1 || fail "pipeline $pl run"
+done
+a=$(grep -o "step 16/16 | loss [0-9.]*" "$TMP/pl_device.log"); b=$(grep -o "step 16/16 | loss [0-9.]*" "$TMP/pl_host.log")
+[ -n "$a" ] && [ "$a" = "$b" ] && pass "host pipeline = device pipeline ($a)" || { fail "host pipeline = device pipeline ('$a' vs '$b')"; cat "$TMP/pl_host.log"; }
+
 # ---- Data: Fashion-MNIST from Debian's dataset-fashion-mnist (offline) ----
 if [ -d /usr/share/datasets/fashion-mnist ]; then
   mpirun2 train --config "$SRC/configs/fashion_mnist.yaml" --set log.dir=$TMP/fm --set checkpoint.dir=$TMP/fmc \
