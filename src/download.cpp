@@ -71,13 +71,16 @@ struct Progress {
   Clock::time_point start = Clock::now();
   Clock::time_point last{};
   bool drawn = false;
+  bool complete = false;
 };
 
 int draw_progress(void* user, curl_off_t total, curl_off_t now, curl_off_t, curl_off_t) {
   auto* p = static_cast<Progress*>(user);
   const auto t = Clock::now();
-  if (t - p->last < std::chrono::milliseconds(200) && (total == 0 || now < total)) return 0;
+  const bool complete = total > 0 && now >= total;
+  if (p->complete || (t - p->last < std::chrono::milliseconds(200) && !complete)) return 0;
   p->last = t;
+  p->complete = complete;  // Drawn once at 100%, though curl calls again.
   const double secs = std::max(1e-3, std::chrono::duration<double>(t - p->start).count());
   const double mb = now / 1e6, rate = mb / secs;
   constexpr int kWidth = 30;
