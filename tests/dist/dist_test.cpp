@@ -197,7 +197,7 @@ TEST(Training, LearnsFromCifarFilesAndEvaluatesEveryImageOnce) {
   }
   write_cifar10_file(root + "/test_batch.bin", test.images, test.labels);
   Config c = small_config(dir, {"data.dataset=cifar10", "data.root=" + dir.path(), "train.epochs=2",
-                                "train.batch_size=32", "train.lr=0.01", "train.momentum=0.9",
+                                "train.batch_size=32", "train.lr=0.01", "train.momentum=0.9", "train.lr_schedule=cosine",
                                 "log.every_steps=10"});
   Trainer trainer(c, comm, torch::kCPU, load_dataset(c, true), load_dataset(c, false));
   TrainSummary s = trainer.run();
