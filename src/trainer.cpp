@@ -75,6 +75,18 @@ void ensure_writable_dir(const std::string& dir, const std::string& key) {
   std::remove(probe.c_str());
 }
 
+// Host pipeline (data.pipeline=host): starts cutting the batch of this epoch's samples
+// [lo, lo + n) on the background thread, to overlap with the step about to run. A wrong guess
+// costs only the overlap: Batcher::get() recomputes a batch it was not asked to prefetch.
+void prefetch_next(Batcher& batcher, const DistributedSampler& sampler, const std::vector<int64_t>& indices,
+                   int64_t lo, int64_t n, const Config& c, int64_t epoch) {
+  if (batcher.pipeline() != InputPipeline::kHost || lo >= sampler.num_samples()) return;
+  const int64_t hi = std::min(lo + n, sampler.num_samples());
+  std::vector<int64_t> idx(indices.begin() + lo, indices.begin() + hi), pos(hi - lo);
+  for (int64_t i = lo; i < hi; ++i) pos[i - lo] = sampler.global_position(i);
+  batcher.prefetch(idx, pos, c.data.augment, static_cast<uint64_t>(c.train.seed), epoch);
+}
+
 std::string fmt_eta(double seconds) {
   char buf[32];
   std::snprintf(buf, sizeof(buf), "%.1f s", seconds);
@@ -218,20 +230,11 @@ TrainSummary Trainer::run() {
       for (auto& group : s.optimizer->param_groups()) {
         static_cast<torch::optim::SGDOptions&>(group.options()).lr(lr);
       }
-      // The dataset indices and augmentation positions of batch `k` of this epoch.
-      auto slice = [&](int64_t k, std::vector<int64_t>* idx, std::vector<int64_t>* pos) {
-        const int64_t lo = k * batch, hi = std::min(lo + batch, sampler.num_samples());
-        idx->assign(indices.begin() + lo, indices.begin() + hi);
-        pos->resize(hi - lo);
-        for (int64_t i = lo; i < hi; ++i) (*pos)[i - lo] = sampler.global_position(i);
-      };
-      std::vector<int64_t> idx, pos;
-      slice(b, &idx, &pos);
+      const int64_t lo = b * batch, hi = std::min(lo + batch, sampler.num_samples());
+      std::vector<int64_t> idx(indices.begin() + lo, indices.begin() + hi), pos(hi - lo);
+      for (int64_t i = lo; i < hi; ++i) pos[i - lo] = sampler.global_position(i);
       Batch data = s.train_batches->get(idx, pos, c.data.augment, static_cast<uint64_t>(c.train.seed), epoch);
-      if (s.train_batches->pipeline() == InputPipeline::kHost && b + 1 < steps_per_epoch && step + 1 < total_steps) {
-        slice(b + 1, &idx, &pos);  // The host pipeline prepares the next batch during this step.
-        s.train_batches->prefetch(idx, pos, c.data.augment, static_cast<uint64_t>(c.train.seed), epoch);
-      }
+      if (step + 1 < total_steps) prefetch_next(*s.train_batches, sampler, indices, hi, batch, c, epoch);
       if (c.dist.broadcast_buffers && !s.buffers.empty()) broadcast_tensors(s.comm, s.buffers, 0);
       at::Tensor logits = s.model->forward(data.images);
       at::Tensor loss = torch::nn::functional::cross_entropy(logits, data.labels, ce_options);
