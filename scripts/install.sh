@@ -15,7 +15,8 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 debs=(build-essential cmake ninja-build pkg-config git ca-certificates
       python3 python3-venv python3-pip
       libopenmpi-dev openmpi-bin libspdlog-dev libfmt-dev libgtest-dev libgmock-dev
-      libyaml-cpp-dev libcurl4-openssl-dev libarchive-dev)
+      libyaml-cpp-dev libcurl4-openssl-dev libarchive-dev libssl-dev zlib1g-dev
+      dataset-fashion-mnist)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -33,9 +33,17 @@ AugmentParams augment_params(uint64_t seed, int64_t epoch, int64_t position) {
   return p;
 }
 
-Batcher::Batcher(const ImageDataset& dataset, const at::Device& device) {
-  images_ = dataset.images.to(device).contiguous();
-  labels_ = dataset.labels.to(device).contiguous();
+InputPipeline input_pipeline_from_name(const std::string& name) {
+  if (name == "device") return InputPipeline::kDevice;
+  if (name == "host") return InputPipeline::kHost;
+  throw InputError("data.pipeline must be 'device' or 'host', got '" + name + "'");
+}
+
+Batcher::Batcher(const ImageDataset& dataset, const at::Device& device, InputPipeline pipeline)
+    : pipeline_(pipeline), device_(device) {
+  const at::Device home = pipeline == InputPipeline::kDevice ? device : at::Device(at::kCPU);
+  images_ = dataset.images.to(home).contiguous();
+  labels_ = dataset.labels.to(home).contiguous();
   const int64_t c = dataset.channels();
   DDP_CHECK(c >= 1 && c <= 3, "datasets of 1-3 channels are supported, got " << c);
   std::vector<float> scale(c), shift(c);
@@ -47,6 +55,10 @@ Batcher::Batcher(const ImageDataset& dataset, const at::Device& device) {
   shift_ = at::tensor(shift).view({1, c, 1, 1}).to(device);
 }
 
+Batcher::~Batcher() {
+  if (pending_.valid()) pending_.wait();  // The thread reads images_: let it finish first.
+}
+
 Batch Batcher::finish(at::Tensor images_u8, at::Tensor labels) const {
   Batch b;
   b.images = at::addcmul(shift_, images_u8.to(at::kFloat), scale_);
@@ -54,21 +66,20 @@ Batch Batcher::finish(at::Tensor images_u8, at::Tensor labels) const {
   return b;
 }
 
-Batch Batcher::get(const std::vector<int64_t>& indices, const std::vector<int64_t>& positions,
-                   bool augment, uint64_t seed, int64_t epoch) const {
+Batcher::Cut Batcher::cut(const Request& r) const {
   const at::Device device = images_.device();
-  at::Tensor idx = to_index(indices, device);
+  at::Tensor idx = to_index(r.indices, device);
   at::Tensor x = images_.index_select(0, idx);
   at::Tensor y = labels_.index_select(0, idx);
-  if (augment) {
-    DDP_CHECK(positions.size() == indices.size(), "one position per index");
-    const int64_t n = static_cast<int64_t>(indices.size());
+  if (r.augment) {
+    DDP_CHECK(r.positions.size() == r.indices.size(), "one position per index");
+    const int64_t n = static_cast<int64_t>(r.indices.size());
     const int64_t c = x.size(1), h = x.size(2), w = x.size(3);
     const int64_t pw = w + 2 * kPad;
     std::vector<int64_t> dx(n), dy(n);
     std::vector<uint8_t> flip(n);
     for (int64_t i = 0; i < n; ++i) {
-      const AugmentParams p = augment_params(seed, epoch, positions[i]);
+      const AugmentParams p = augment_params(r.seed, r.epoch, r.positions[i]);
       dx[i] = p.dx, dy[i] = p.dy, flip[i] = p.flip;
     }
     at::Tensor padded = at::constant_pad_nd(x, {kPad, kPad, kPad, kPad}, 0).view({n, c, -1});
@@ -79,11 +90,46 @@ Batch Batcher::get(const std::vector<int64_t>& indices, const std::vector<int64_
     at::Tensor flip_mask = at::from_blob(flip.data(), {n}, at::kByte).to(device).to(at::kBool);
     x = at::where(flip_mask.view({n, 1, 1, 1}), x.flip({3}), x);
   }
-  return finish(x, y);
+  if (pipeline_ == InputPipeline::kHost && device_.is_cuda()) {
+    x = x.pin_memory();
+    y = y.pin_memory();
+  }
+  return {x, y};
+}
+
+Batch Batcher::to_device(Cut c) const {
+  const bool async = c.images.is_pinned();
+  return finish(c.images.to(device_, /*non_blocking=*/async), c.labels.to(device_, /*non_blocking=*/async));
+}
+
+Batch Batcher::get(const std::vector<int64_t>& indices, const std::vector<int64_t>& positions,
+                   bool augment, uint64_t seed, int64_t epoch) {
+  Request r{indices, positions, augment, seed, epoch};
+  if (pipeline_ == InputPipeline::kDevice) {
+    Cut c = cut(r);
+    return finish(c.images, c.labels);
+  }
+  if (pending_.valid()) {
+    Cut c = pending_.get();  // Rethrows what the background thread threw.
+    const bool hit = pending_request_ && *pending_request_ == r;
+    pending_request_.reset();
+    if (hit) return to_device(std::move(c));
+  }
+  return to_device(cut(r));
+}
+
+void Batcher::prefetch(const std::vector<int64_t>& indices, const std::vector<int64_t>& positions,
+                       bool augment, uint64_t seed, int64_t epoch) {
+  if (pipeline_ == InputPipeline::kDevice) return;
+  if (pending_.valid()) pending_.wait();  // At most one batch ahead.
+  pending_request_ = std::make_unique<Request>(Request{indices, positions, augment, seed, epoch});
+  const Request* r = pending_request_.get();
+  pending_ = std::async(std::launch::async, [this, r] { return cut(*r); });
 }
 
 Batch Batcher::range(int64_t begin, int64_t n) const {
-  return finish(images_.narrow(0, begin, n), labels_.narrow(0, begin, n));
+  if (pipeline_ == InputPipeline::kDevice) return finish(images_.narrow(0, begin, n), labels_.narrow(0, begin, n));
+  return to_device({images_.narrow(0, begin, n), labels_.narrow(0, begin, n)});
 }
 
 }  // namespace ddp

@@ -76,7 +76,7 @@ ImageDataset load_cifar10(const std::string& root, bool train) {
   if (stat(probe.c_str(), &st) != 0) {
     throw InputError("CIFAR-10 not found: " + probe + " does not exist. Put the binary version "
                      "(cifar-10-binary.tar.gz, extracted) under data.root=" + root +
-                     " so that " + root + "/cifar-10-batches-bin/ exists, or set data.root");
+                     " so that " + root + "/cifar-10-batches-bin/ exists, set data.root, or set data.download=true");
   }
   std::vector<std::string> files;
   if (train) {

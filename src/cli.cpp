@@ -127,6 +127,7 @@ int train(const std::vector<std::string>& args, const ProcessInfo& p) {
     spdlog::info("resolved config ({}):", t.config_path);
     for (std::string line; std::getline(yaml, line);) spdlog::info("  {}", line);
   }
+  prepare_dataset(config, *comm, p.local_rank);  // Collective; only with data.download=true.
   ImageDataset train_set = load_dataset(config, /*train=*/true);
   ImageDataset test_set = load_dataset(config, /*train=*/false);
   if (p.rank == 0) {

@@ -122,7 +122,7 @@ Field string_field(std::string key, Ref ref, std::vector<std::string> choices = 
 const std::vector<Field>& fields() {
   static const std::vector<Field> kFields = {
       string_field("model.name", DDP_REF(model.name), {"seed_cnn", "resnet9"}),
-      string_field("data.dataset", DDP_REF(data.dataset), {"cifar10", "synthetic"}),
+      string_field("data.dataset", DDP_REF(data.dataset), {"cifar10", "cifar100", "mnist", "fashion_mnist", "synthetic"}),
       string_field("data.root", DDP_REF(data.root)),
       bool_field("data.shuffle", DDP_REF(data.shuffle)),
       bool_field("data.augment", DDP_REF(data.augment)),
@@ -130,6 +130,10 @@ const std::vector<Field>& fields() {
       int_field("data.limit_test", DDP_REF(data.limit_test), 0),
       int_field("data.synthetic_train", DDP_REF(data.synthetic_train), 1),
       int_field("data.synthetic_test", DDP_REF(data.synthetic_test), 1),
+      bool_field("data.download", DDP_REF(data.download)),
+      string_field("data.url", DDP_REF(data.url)),
+      string_field("data.md5", DDP_REF(data.md5)),
+      string_field("data.pipeline", DDP_REF(data.pipeline), {"device", "host"}),
       int_field("train.epochs", DDP_REF(train.epochs), 1),
       int_field("train.max_steps", DDP_REF(train.max_steps), 0),
       int_field("train.batch_size", DDP_REF(train.batch_size), 1, 1 << 20),

@@ -2,10 +2,19 @@
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstring>
 
 #include "ddp/check.h"
 #include "ddp/cifar10.h"
+#include "ddp/cifar100.h"
+#include "ddp/communicator.h"
 #include "ddp/config.h"
+#include "ddp/download.h"
+#include "ddp/mnist.h"
 
 namespace ddp {
 
@@ -38,6 +47,10 @@ ImageDataset load_dataset(const Config& config, bool train) {
   ImageDataset d;
   if (config.data.dataset == "cifar10") {
     d = load_cifar10(config.data.root, train);
+  } else if (config.data.dataset == "cifar100") {
+    d = load_cifar100(config.data.root, train);
+  } else if (config.data.dataset == "mnist" || config.data.dataset == "fashion_mnist") {
+    d = load_mnist(config.data.root, train, config.data.dataset);
   } else if (config.data.dataset == "synthetic") {
     // Train and test come from different seeds so that test accuracy measures generalisation.
     d = make_synthetic_dataset(train ? config.data.synthetic_train : config.data.synthetic_test,
@@ -51,6 +64,51 @@ ImageDataset load_dataset(const Config& config, bool train) {
     d.labels = d.labels.narrow(0, 0, limit).contiguous();
   }
   return d;
+}
+
+void prepare_dataset(const Config& config, Communicator& comm, int local_rank) {
+  if (!config.data.download) return;
+  ArchiveSpec spec;
+  if (config.data.dataset == "cifar10") {
+    spec = {"https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz", "c32a1d4ab5d03f1284b67883e8d87530",
+            "cifar-10-binary.tar.gz", "cifar-10-batches-bin",
+            {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin",
+             "test_batch.bin"}};
+  } else if (config.data.dataset == "cifar100") {
+    spec = {"https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz", "03b5dce01913d631647c71ecec9e9cb8",
+            "cifar-100-binary.tar.gz", "cifar-100-binary", {"train.bin", "test.bin"}};
+  } else {
+    // Same on every rank, before any collective.
+    throw InputError("data.download=true fetches cifar10 and cifar100 only, not '" + config.data.dataset +
+                     "'; put the files under data.root yourself (fashion_mnist: apt-get install "
+                     "dataset-fashion-mnist) and set data.download=false");
+  }
+  if (!config.data.url.empty()) spec.url = config.data.url;
+  if (!config.data.md5.empty()) spec.md5 = config.data.md5;
+  for (char& ch : spec.md5) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+
+  // ---- local rank 0 of each node: fetch; the others go straight to the all-gather ----
+  std::string error;
+  if (local_rank == 0) {
+    try {
+      fetch_archive(spec, config.data.root, ::isatty(STDERR_FILENO) != 0);
+    } catch (const std::exception& e) {
+      error = e.what();
+      if (error.empty()) error = "unknown error";
+    }
+  }
+  // ---- every rank: agree on the outcome (one all-gather of fixed-size error texts) ----
+  constexpr int64_t kMessageBytes = 1024;
+  at::Tensor mine = at::zeros({kMessageBytes}, at::kByte);
+  std::memcpy(mine.data_ptr<uint8_t>(), error.data(), std::min<size_t>(error.size(), kMessageBytes - 1));
+  at::Tensor all = comm.all_gather(mine).contiguous();
+  for (int r = 0; r < comm.size(); ++r) {
+    const char* text = reinterpret_cast<const char*>(all[r].data_ptr<uint8_t>());
+    if (text[0] != '\0') {
+      throw InputError("data.download (rank " + std::to_string(r) + "): " +
+                       std::string(text, strnlen(text, kMessageBytes)));
+    }
+  }
 }
 
 }  // namespace ddp

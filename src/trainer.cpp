@@ -80,6 +80,18 @@ void ensure_writable_dir(const std::string& dir, const std::string& key) {
   std::remove(probe.c_str());
 }
 
+// Host pipeline (data.pipeline=host): starts cutting the batch of this epoch's samples
+// [lo, lo + n) on the background thread, to overlap with the step about to run. A wrong guess
+// costs only the overlap: Batcher::get() recomputes a batch it was not asked to prefetch.
+void prefetch_next(Batcher& batcher, const DistributedSampler& sampler, const std::vector<int64_t>& indices,
+                   int64_t lo, int64_t n, const Config& c, int64_t epoch) {
+  if (batcher.pipeline() != InputPipeline::kHost || lo >= sampler.num_samples()) return;
+  const int64_t hi = std::min(lo + n, sampler.num_samples());
+  std::vector<int64_t> idx(indices.begin() + lo, indices.begin() + hi), pos(hi - lo);
+  for (int64_t i = lo; i < hi; ++i) pos[i - lo] = sampler.global_position(i);
+  batcher.prefetch(idx, pos, c.data.augment, static_cast<uint64_t>(c.train.seed), epoch);
+}
+
 std::string fmt_eta(double seconds) {
   char buf[32];
   std::snprintf(buf, sizeof(buf), "%.1f s", seconds);
@@ -118,8 +130,9 @@ Trainer::Trainer(Config config, Communicator& comm, const c10::Device& device, I
                   .weight_decay(c.train.weight_decay));
   DDP_CHECK(!c.train.nesterov || c.train.momentum > 0,
             "train.nesterov=true needs train.momentum > 0");
-  s_->train_batches = std::make_unique<Batcher>(s_->train_data, device);
-  s_->test_batches = std::make_unique<Batcher>(s_->test_data, device);
+  const InputPipeline pipeline = input_pipeline_from_name(c.data.pipeline);
+  s_->train_batches = std::make_unique<Batcher>(s_->train_data, device, pipeline);
+  s_->test_batches = std::make_unique<Batcher>(s_->test_data, device, pipeline);
 
   root_prepares(comm, [&] {
     ensure_writable_dir(c.log.dir, "log.dir");
@@ -328,6 +341,8 @@ TrainSummary Trainer::run() {
         if (last) s.sync->prepare();
         if (mhi > mlo) {
           Batch data = s.train_batches->get(idx, pos, c.data.augment, static_cast<uint64_t>(c.train.seed), epoch);
+          // Host pipeline: start cutting the next micro-batch while this one trains.
+          if (step + 1 < total_steps || !last) prefetch_next(*s.train_batches, sampler, indices, mhi, batch, c, epoch);
           at::Tensor logits = s.model->forward(data.images);
           at::Tensor loss = torch::nn::functional::cross_entropy(logits, data.labels, ce_options);
           if (c.debug.nan_at_step == step + 1 && rank == c.debug.nan_rank) loss = loss * std::nan("");

@@ -1,8 +1,14 @@
-// Cuts training and evaluation batches from a dataset that is kept whole on the training device.
+// Cuts training and evaluation batches from a dataset held as uint8 images.
 //
 // A batch is an index_select of uint8 images, optionally augmented (random crop of the 4-pixel
 // zero-padded image and horizontal flip), converted to float and normalised, all as batched
-// tensor operations on the device: no per-image host work and no host-to-device copy of pixels.
+// tensor operations. Two pipelines (data.pipeline) produce identical batches:
+//   kDevice (default): the whole set lives on the training device; the cut runs there, with no
+//     per-image host work and no host-to-device copy of pixels.
+//   kHost: the set stays in host memory (for data that does not fit the device). The uint8 cut
+//     and augmentation run on the CPU on a background thread, one batch ahead (prefetch()), into
+//     pinned memory when the device is CUDA; get() copies that batch to the device (asynchronous
+//     from pinned memory) and normalises it there.
 //
 // Augmentation is a pure function of (seed, epoch, global sample position): the same sample of
 // the same epoch is augmented the same way whatever the world size, and differently across
@@ -12,6 +18,9 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <future>
+#include <memory>
+#include <string>
 #include <vector>
 
 #include "ddp/dataset.h"
@@ -31,25 +40,60 @@ struct AugmentParams {
 };
 AugmentParams augment_params(uint64_t seed, int64_t epoch, int64_t position);
 
+enum class InputPipeline { kDevice, kHost };
+// "device" or "host" (config data.pipeline); anything else is an InputError.
+InputPipeline input_pipeline_from_name(const std::string& name);
+
 class Batcher {
  public:
-  Batcher(const ImageDataset& dataset, const at::Device& device);
+  Batcher(const ImageDataset& dataset, const at::Device& device,
+          InputPipeline pipeline = InputPipeline::kDevice);
+  ~Batcher();
+  Batcher(const Batcher&) = delete;
+  Batcher& operator=(const Batcher&) = delete;
 
-  // The batch of dataset `indices`; `positions` (same length) key the augmentation.
+  // The batch of dataset `indices`; `positions` (same length) key the augmentation. With the host
+  // pipeline, a batch prefetched with the same arguments is taken from the background thread.
   Batch get(const std::vector<int64_t>& indices, const std::vector<int64_t>& positions,
-            bool augment, uint64_t seed, int64_t epoch) const;
+            bool augment, uint64_t seed, int64_t epoch);
+  // Host pipeline: starts preparing this batch on the background thread (the next get() with the
+  // same arguments returns it). Device pipeline: does nothing.
+  void prefetch(const std::vector<int64_t>& indices, const std::vector<int64_t>& positions,
+                bool augment, uint64_t seed, int64_t epoch);
   // The batch of dataset indices [begin, begin + n), unaugmented (evaluation).
   Batch range(int64_t begin, int64_t n) const;
 
   int64_t size() const { return images_.size(0); }
+  InputPipeline pipeline() const { return pipeline_; }
 
  private:
+  struct Request {
+    std::vector<int64_t> indices, positions;
+    bool augment = false;
+    uint64_t seed = 0;
+    int64_t epoch = 0;
+    bool operator==(const Request& o) const {
+      return indices == o.indices && positions == o.positions && augment == o.augment &&
+             seed == o.seed && epoch == o.epoch;
+    }
+  };
+  struct Cut {
+    at::Tensor images;  // uint8 [B, C, H, W]
+    at::Tensor labels;  // int64 [B]
+  };
+  Cut cut(const Request& r) const;  // On the device that holds images_.
   Batch finish(at::Tensor images_u8, at::Tensor labels) const;
+  Batch to_device(Cut c) const;
 
-  at::Tensor images_;  // uint8 [N, C, H, W] on the device
-  at::Tensor labels_;  // int64 [N] on the device
+  InputPipeline pipeline_;
+  at::Device device_;
+  at::Tensor images_;  // uint8 [N, C, H, W] on the device (kDevice) or in host memory (kHost)
+  at::Tensor labels_;  // int64 [N], next to images_
   at::Tensor scale_;   // float [1, C, 1, 1]: 1 / (255 * std)
   at::Tensor shift_;   // float [1, C, 1, 1]: -mean / std
+  // kHost: the batch being prepared on the background thread, and what it was asked for.
+  std::unique_ptr<Request> pending_request_;
+  std::future<Cut> pending_;
 };
 
 }  // namespace ddp

@@ -24,6 +24,10 @@ struct Config {
     int64_t limit_test = 0;   // Use only the first N test images (0 = all).
     int64_t synthetic_train = 5000;  // Sizes of the "synthetic" dataset.
     int64_t synthetic_test = 1000;
+    bool download = false;  // Fetch the dataset into root when it is not there (cifar10, cifar100).
+    std::string url;        // Archive URL; empty = the dataset's official one.
+    std::string md5;        // Its MD5; empty = the official archive's.
+    std::string pipeline = "device";  // "device": whole set on the device; "host": CPU + prefetch.
   } data;
   struct Train {
     int64_t epochs = 10;

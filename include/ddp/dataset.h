@@ -9,6 +9,7 @@
 
 namespace ddp {
 
+class Communicator;
 struct Config;
 
 struct ImageDataset {
@@ -23,8 +24,18 @@ struct ImageDataset {
   int64_t channels() const { return images.size(1); }
 };
 
-// The train or test split of config.data.dataset, cut to data.limit_train / data.limit_test.
+// The train or test split of config.data.dataset ("cifar10", "cifar100", "mnist", "fashion_mnist"
+// or "synthetic"), cut to data.limit_train / data.limit_test.
 ImageDataset load_dataset(const Config& config, bool train);
+
+// With data.download=true, makes config.data.dataset present under data.root before any rank
+// reads it (see download.h for what is fetched and when). Collective: every rank calls it.
+// Local rank 0 of each node fetches; the other ranks wait in one all-gather (bounded by
+// dist.timeout_s) that also carries each fetcher's error text, so every rank throws the same
+// InputError (printed once, exit 2) when any node failed, and nobody waits forever.
+// Nodes sharing data.root each fetch under unique temporary names and rename into place.
+// Does nothing (and no collective) when data.download=false.
+void prepare_dataset(const Config& config, Communicator& comm, int local_rank);
 
 // A learnable CIFAR-shaped dataset generated from `seed`: each class has its own colour and
 // stripe pattern, plus noise. For smoke runs and tests where the real data is not at hand.

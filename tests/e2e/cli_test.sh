@@ -86,5 +86,88 @@ expect_error "unwritable checkpoint dir" "cannot create checkpoint.dir" train --
   --set log.dir=$TMP/logs4 --set checkpoint.dir=$TMP/afile/sub
 [ "$(cd $TMP/ckpt && sha256sum epoch_*.pt)" = "$before" ] && pass "good checkpoints untouched by failed runs" || fail "good checkpoints untouched by failed runs"
 
+# ---- Data: download through a server on 127.0.0.1 (the test's own), under mpirun -np 2 ----
+SRV=$TMP/srv
+mkdir -p "$SRV"
+python3 - "$SRV" <<'PY'
+import io, os, random, tarfile, sys
+random.seed(0)
+with tarfile.open(os.path.join(sys.argv[1], "c.tar.gz"), "w:gz") as t:
+    for name in [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]:
+        data = bytearray()
+        for _ in range(64):
+            data.append(random.randrange(10))
+            data += random.randbytes(3072)
+        info = tarfile.TarInfo("cifar-10-batches-bin/" + name)
+        info.size = len(data)
+        t.addfile(info, io.BytesIO(bytes(data)))
+PY
+MD5=$(md5sum "$SRV/c.tar.gz" | cut -d' ' -f1)
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+python3 -m http.server "$PORT" --bind 127.0.0.1 --directory "$SRV" >"$TMP/http.log" 2>&1 &
+HTTP_PID=$!
+trap 'kill $HTTP_PID 2>/dev/null; rm -rf "$TMP"' EXIT
+for _ in $(seq 100); do
+  python3 -c "import socket; socket.create_connection(('127.0.0.1', $PORT))" 2>/dev/null && break
+  sleep 0.1
+done
+export no_proxy=127.0.0.1 NO_PROXY=127.0.0.1
+dl() {  # root, url, md5, more args...
+  local root=$1 url=$2 md5=$3; shift 3
+  mpirun2 train --config "$SRC/configs/seed_cnn.yaml" --set data.download=true --set data.root="$root" \
+    --set data.url="$url" --set data.md5="$md5" --set train.epochs=1 --set train.threads=1 \
+    --set log.dir="$TMP/dlogs" --set checkpoint.dir="$TMP/dckpt" "$@"
+}
+expect_dl_error() {  # name, pattern, dl args...: like expect_error, through dl
+  local name=$1 pattern=$2; shift 2
+  dl "$@" >"$TMP/err.log" 2>&1
+  local rc=$?
+  if [ $rc -ne 0 ] && [ $rc -ne 124 ] && [ "$(grep -c -- "$pattern" "$TMP/err.log")" -eq 1 ]; then
+    pass "$name"
+  else
+    fail "$name (rc $rc)"; cat "$TMP/err.log"
+  fi
+}
+URL=http://127.0.0.1:$PORT/c.tar.gz
+dl "$TMP/dl" "$URL" "$MD5" >"$TMP/dl1.log" 2>&1
+rc=$?
+[ $rc -eq 0 ] && grep -q "data cifar10: 320 training images, 64 test images" "$TMP/dl1.log" \
+  && [ "$(grep -c 'GET /c.tar.gz' "$TMP/http.log")" -eq 1 ] \
+  && pass "download, verify, extract, train (one GET for 2 ranks)" || { fail "download (rc $rc)"; cat "$TMP/dl1.log" "$TMP/http.log"; }
+dl "$TMP/dl" "$URL" "$MD5" >"$TMP/dl2.log" 2>&1
+rc=$?
+[ $rc -eq 0 ] && [ "$(grep -c 'GET /c.tar.gz' "$TMP/http.log")" -eq 1 ] && ! grep -q downloading "$TMP/dl2.log" \
+  && pass "present data is not fetched again" || { fail "re-use (rc $rc)"; cat "$TMP/dl2.log"; }
+expect_dl_error "download: HTTP 404" "data.download (rank 0): download of http://127.0.0.1:$PORT/missing.tar.gz failed: HTTP 404" \
+  "$TMP/dl404" "http://127.0.0.1:$PORT/missing.tar.gz" "$MD5"
+DEAD=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+expect_dl_error "download: connection refused" "failed: Couldn't connect to server" \
+  "$TMP/dlrefused" "http://127.0.0.1:$DEAD/c.tar.gz" "$MD5"
+expect_dl_error "download: wrong checksum" "is $MD5, expected 0123456789abcdef0123456789abcdef" \
+  "$TMP/dlmd5" "$URL" 0123456789abcdef0123456789abcdef
+head -c 20000 "$SRV/c.tar.gz" >"$SRV/half.tar.gz"
+expect_dl_error "download: truncated archive" "is corrupt or truncated" \
+  "$TMP/dlhalf" "http://127.0.0.1:$PORT/half.tar.gz" "$(md5sum "$SRV/half.tar.gz" | cut -d' ' -f1)"
+[ ! -e "$TMP/dlhalf/cifar-10-batches-bin" ] && pass "no half dataset left" || fail "no half dataset left"
+
+# ---- Data: host pipeline gives the same training as the device pipeline ----
+for pl in device host; do
+  mpirun2 train --config "$SRC/configs/smoke.yaml" --set log.dir=$TMP/pl_$pl --set checkpoint.dir=$TMP/plc_$pl \
+    --set train.threads=1 --set train.max_steps=16 --set data.pipeline=$pl >"$TMP/pl_$pl.log" 2>&1 || fail "pipeline $pl run"
+done
+a=$(grep -o "step 16/16 | loss [0-9.]*" "$TMP/pl_device.log"); b=$(grep -o "step 16/16 | loss [0-9.]*" "$TMP/pl_host.log")
+[ -n "$a" ] && [ "$a" = "$b" ] && pass "host pipeline = device pipeline ($a)" || { fail "host pipeline = device pipeline ('$a' vs '$b')"; cat "$TMP/pl_host.log"; }
+
+# ---- Data: Fashion-MNIST from Debian's dataset-fashion-mnist (offline) ----
+if [ -d /usr/share/datasets/fashion-mnist ]; then
+  mpirun2 train --config "$SRC/configs/fashion_mnist.yaml" --set log.dir=$TMP/fm --set checkpoint.dir=$TMP/fmc \
+    --set train.threads=1 --set train.max_steps=20 --set data.limit_test=200 >"$TMP/fm.log" 2>&1
+  rc=$?
+  [ $rc -eq 0 ] && grep -q "data fashion_mnist: 60000 training images, 200 test images" "$TMP/fm.log" \
+    && pass "fashion_mnist trains offline" || { fail "fashion_mnist (rc $rc)"; cat "$TMP/fm.log"; }
+else
+  echo "SKIP fashion_mnist: /usr/share/datasets/fashion-mnist missing (apt-get install dataset-fashion-mnist)"
+fi
+
 echo "e2e: $((failures == 0 ? 1 : 0)) passed, $failures failed"
 [ $failures -eq 0 ]

@@ -5,6 +5,8 @@
 
 #include <set>
 
+#include "ddp/check.h"
+
 namespace ddp {
 namespace {
 
@@ -64,6 +66,63 @@ TEST(Batcher, AugmentationIsDeterministicAndVaries) {
   }
   EXPECT_GT(by_position.size(), 50u);  // 162 combinations possible
   EXPECT_GT(by_epoch.size(), 50u);
+}
+
+TEST(Batcher, HostPipelineGivesTheSameBatchesAsDevicePipeline) {
+  ImageDataset d = tiny(40);
+  Batcher device(d, torch::kCPU, InputPipeline::kDevice), host(d, torch::kCPU, InputPipeline::kHost);
+  std::vector<std::vector<int64_t>> idx = {{3, 1, 4, 1, 5}, {9, 2, 6}, {39, 0, 7, 8}};
+  std::vector<std::vector<int64_t>> pos = {{0, 1, 2, 3, 4}, {5, 6, 7}, {8, 9, 10, 11}};
+  for (bool augment : {false, true}) {
+    for (int64_t epoch : {0, 1}) {
+      // Batch 0 without a prefetch, then each next batch prefetched while the previous is "used".
+      for (size_t k = 0; k < idx.size(); ++k) {
+        Batch a = device.get(idx[k], pos[k], augment, 5, epoch);
+        Batch b = host.get(idx[k], pos[k], augment, 5, epoch);
+        if (k + 1 < idx.size()) host.prefetch(idx[k + 1], pos[k + 1], augment, 5, epoch);
+        EXPECT_TRUE(torch::equal(a.images, b.images)) << "augment " << augment << " epoch " << epoch << " batch " << k;
+        EXPECT_TRUE(torch::equal(a.labels, b.labels));
+        EXPECT_EQ(b.images.scalar_type(), torch::kFloat);
+      }
+    }
+  }
+  EXPECT_TRUE(torch::equal(device.range(10, 7).images, host.range(10, 7).images));
+  // A prefetch that the next get() does not ask for is dropped, not returned.
+  host.prefetch(idx[0], pos[0], true, 5, 0);
+  EXPECT_TRUE(torch::equal(host.get(idx[1], pos[1], true, 5, 0).images, device.get(idx[1], pos[1], true, 5, 0).images));
+  host.prefetch(idx[2], pos[2], true, 5, 0);
+  EXPECT_TRUE(torch::equal(host.get(idx[2], pos[2], true, 6, 0).images, device.get(idx[2], pos[2], true, 6, 0).images));
+  EXPECT_EQ(input_pipeline_from_name("host"), InputPipeline::kHost);
+  EXPECT_THROW(input_pipeline_from_name("disk"), InputError);
+}
+
+TEST(Batcher, AugmentedBatchesRepeatForSameSeedEpochPositionAndDifferOtherwise) {
+  ImageDataset d = tiny(16);
+  Batcher b(d, torch::kCPU);
+  std::vector<int64_t> idx(16);
+  for (int i = 0; i < 16; ++i) idx[i] = i % 4;  // the same 4 images at 16 positions
+  std::vector<int64_t> pos(16);
+  for (int i = 0; i < 16; ++i) pos[i] = i;
+  Batch x = b.get(idx, pos, true, 3, 0);
+  EXPECT_TRUE(torch::equal(x.images, Batcher(d, torch::kCPU).get(idx, pos, true, 3, 0).images));
+  // Rank 0 and rank 1 of 2 hold positions 0,2,4,.. and 1,3,5,..: the same image at another
+  // position (another rank) or in another epoch is augmented differently.
+  int differ_rank = 0, differ_epoch = 0;
+  Batch y = b.get(idx, pos, true, 3, 1);
+  for (int i = 0; i + 4 < 16; ++i) differ_rank += !torch::equal(x.images[i], x.images[i + 4]);
+  for (int i = 0; i < 16; ++i) differ_epoch += !torch::equal(x.images[i], y.images[i]);
+  EXPECT_GE(differ_rank, 10);
+  EXPECT_GE(differ_epoch, 13);
+}
+
+TEST(Batcher, GreyImagesOfOneChannel) {
+  ImageDataset d;
+  d.images = torch::randint(0, 256, {4, 1, 32, 32}, torch::kByte);
+  d.labels = torch::arange(4, torch::kLong);
+  d.mean = {0.2f, 0.f, 0.f};
+  d.std = {0.3f, 1.f, 1.f};
+  Batch x = Batcher(d, torch::kCPU).get({0, 1, 2, 3}, {0, 1, 2, 3}, true, 1, 0);
+  EXPECT_EQ(x.images.sizes(), (std::vector<int64_t>{4, 1, 32, 32}));
 }
 
 }  // namespace
