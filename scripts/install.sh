@@ -15,7 +15,7 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 debs=(build-essential cmake ninja-build pkg-config git ca-certificates
       python3 python3-venv python3-pip
       libopenmpi-dev openmpi-bin libspdlog-dev libfmt-dev libgtest-dev libgmock-dev
-      libyaml-cpp-dev libcurl4-openssl-dev libarchive-dev libssl-dev zlib1g-dev
+      libyaml-cpp-dev libcurl4-openssl-dev libarchive-dev libssl-dev zlib1g-dev procps
       dataset-fashion-mnist)
 missing=()
 for p in "${debs[@]}"; do
@@ -29,7 +29,7 @@ fi
 
 # Python: prefer Debian's interpreter so the venv matches what python3-venv provides; any
 # python3 >= 3.10 with the venv module works.
-PY="${DDPTRAIN_PYTHON:-python3}"
+PY="${DDPTRAIN_BASE_PYTHON:-python3}"
 if [ ! -x "$VENV/bin/python" ] || \
    ! "$VENV/bin/python" -c "import torch,sys; sys.exit(torch.__version__.split('+')[0] != '$TORCH_VERSION')" 2>/dev/null; then
   echo "install: torch $TORCH_VERSION into $VENV (the wheel and its CUDA libraries are large; done once)"
