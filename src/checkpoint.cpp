@@ -246,31 +246,12 @@ std::optional<std::string> find_latest_checkpoint(const std::string& dir, std::v
   return std::nullopt;
 }
 
-CheckpointState load_checkpoint(const std::string& path, torch::nn::Module& model,
-                                torch::optim::Optimizer& optimizer, const std::string& expected_model) {
-  CheckpointState state = verify_checkpoint(path);
-  const std::string payload = payload_of(path);
-  if (state.model_name != expected_model) {
-    throw InputError("checkpoint " + payload + " holds model '" + state.model_name + "' but the config asks for '" +
-                     expected_model + "'; set model.name=" + state.model_name + " or resume from a matching checkpoint");
-  }
-  try {
-    torch::serialize::InputArchive archive, model_archive, optim_archive;
-    archive.load_from(payload);
-    archive.read("model", model_archive);
-    archive.read("optimizer", optim_archive);
-    model.load(model_archive);
-    optimizer.load(optim_archive);
-  } catch (const std::exception& e) {
-    throw InputError("checkpoint " + payload + " does not fit this model/optimizer: " + std::string(e.what()).substr(0, 300));
-  }
-  return state;
-}
+namespace {
 
-CheckpointState read_checkpoint_info(const std::string& path) { return verify_checkpoint(path); }
-
-CheckpointState load_checkpoint_model(const std::string& path, torch::nn::Module& model,
-                                      const std::string& expected_model) {
+// Verifies `path`, checks it holds `expected_model`, and restores the model (and the optimizer
+// when given) from its payload.
+CheckpointState restore(const std::string& path, torch::nn::Module& model, torch::optim::Optimizer* optimizer,
+                        const std::string& expected_model) {
   CheckpointState state = verify_checkpoint(path);
   const std::string payload = payload_of(path);
   if (state.model_name != expected_model) {
@@ -278,14 +259,33 @@ CheckpointState load_checkpoint_model(const std::string& path, torch::nn::Module
                      expected_model + "'; set model.name=" + state.model_name + " or use a matching checkpoint");
   }
   try {
-    torch::serialize::InputArchive archive, model_archive;
+    torch::serialize::InputArchive archive, model_archive, optim_archive;
     archive.load_from(payload);
     archive.read("model", model_archive);
     model.load(model_archive);
+    if (optimizer) {
+      archive.read("optimizer", optim_archive);
+      optimizer->load(optim_archive);
+    }
   } catch (const std::exception& e) {
-    throw InputError("checkpoint " + payload + " does not fit this model: " + std::string(e.what()).substr(0, 300));
+    throw InputError("checkpoint " + payload + " does not fit this model" + (optimizer ? "/optimizer" : "") + ": " +
+                     std::string(e.what()).substr(0, 300));
   }
   return state;
+}
+
+}  // namespace
+
+CheckpointState load_checkpoint(const std::string& path, torch::nn::Module& model,
+                                torch::optim::Optimizer& optimizer, const std::string& expected_model) {
+  return restore(path, model, &optimizer, expected_model);
+}
+
+CheckpointState read_checkpoint_info(const std::string& path) { return verify_checkpoint(path); }
+
+CheckpointState load_checkpoint_model(const std::string& path, torch::nn::Module& model,
+                                      const std::string& expected_model) {
+  return restore(path, model, nullptr, expected_model);
 }
 
 void prune_checkpoints(const std::string& dir, int64_t keep) {
