@@ -125,11 +125,11 @@ echo "PASS: job $j1 completed on 2 ranks and saved $(ls run1/ckpt)"
 # --- 2. USR1 mid-run: forwarded, requeued, resumed -----------------------------------------------
 # Slow enough that the signal lands after the first checkpoint and well before the end.
 j2=$(sbatch --parsable --ntasks=2 --output="$T/work/run2-%j.out" "$SRC/launch/slurm.sbatch" \
-       train --config smoke.yaml --set train.epochs=8 --set data.synthetic_train=4096 \
+       train --config smoke.yaml --set train.epochs=4 --set data.synthetic_train=4096 \
        --set log.dir=run2 --set checkpoint.dir=run2/ckpt --set checkpoint.keep=10) ||
   fail "sbatch refused the job"
 out2="$T/work/run2-$j2.out"
-echo "slurm: job $j2 submitted (8 epochs); waiting for its first checkpoint"
+echo "slurm: job $j2 submitted (4 epochs); waiting for its first checkpoint"
 for _ in $(seq 240); do
   ls run2/ckpt/epoch_0001_step_*.pt >/dev/null 2>&1 && break
   sleep 0.25
@@ -147,7 +147,7 @@ grep -q "got SIGUSR1" "$out2" || fail "the trap did not run"
 grep -q "requeueing to resume from" "$out2" || fail "job $j2 was not requeued"
 grep -q "Restarts=1" <(scontrol show job "$j2") || fail "job $j2 did not restart exactly once"
 resumed=$(grep -m1 "resumed from" "$out2") || fail "the second run did not resume"
-grep -q "epoch 8 eval" "$out2" || fail "the resumed run did not finish epoch 8"
-ls run2/ckpt/epoch_0008_step_*.pt >/dev/null 2>&1 || fail "no final checkpoint"
+grep -q "epoch 4 eval" "$out2" || fail "the resumed run did not finish epoch 4"
+ls run2/ckpt/epoch_0004_step_*.pt >/dev/null 2>&1 || fail "no final checkpoint"
 grep "^slurm.sbatch" "$out2"
 echo "PASS: job $j2 stopped on USR1, was requeued and ${resumed#*info }"
