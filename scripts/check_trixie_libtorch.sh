@@ -6,6 +6,7 @@
 #
 #   sudo bash scripts/check_trixie_libtorch.sh            # keeps the root for the next run
 #   DDPTRAIN_TRIXIE_ROOT=/var/tmp/x DDPTRAIN_TRIXIE_CLEAN=1 bash scripts/check_trixie_libtorch.sh
+#   DDPTRAIN_CTEST_ARGS="-L unit" bash scripts/check_trixie_libtorch.sh   # ctest arguments
 #
 # The working tree (tracked and untracked files, not build folders) is copied into the root, so
 # what is checked is what you have, committed or not. Exit status: 0 when every test passed.
@@ -68,5 +69,6 @@ stamp "ctest"
 chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
   OMPI_MCA_btl=self,sm OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
   PRTE_MCA_rmaps_default_mapping_policy=:oversubscribe \
-  bash -c 'cd /src/ddptrain && ctest --test-dir build-trixie --output-on-failure -LE "slurm|install"'
+  DDPTRAIN_CTEST_ARGS="${DDPTRAIN_CTEST_ARGS:--LE slurm|install}" \
+  bash -c 'cd /src/ddptrain && ctest --test-dir build-trixie --output-on-failure $DDPTRAIN_CTEST_ARGS'
 stamp "ok: built and tested against Debian trixie libtorch-dev"
