@@ -15,6 +15,7 @@ for f in bin/ddptrain include/ddp/gradient_synchronizer.h include/ddp/version.h 
     { echo "FAIL: $f not installed"; cat "$T/install.log"; exit 1; }
 done
 echo "PASS: installed $(find "$T/prefix" -type f | wc -l) files"
+"$T/prefix/bin/ddptrain" --version || { echo "FAIL: the installed ddptrain does not start"; exit 1; }
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
 cmake -S "$SRC/examples/custom_model" -B "$T/example" "${generator[@]}" \
