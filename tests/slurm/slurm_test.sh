@@ -58,7 +58,8 @@ SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket=$T/munge/munge.socket
+# cred_expire: how long a requeued job is held (default 120 s); short here to keep the test short.
+AuthInfo=socket=$T/munge/munge.socket,cred_expire=10
 StateSaveLocation=$T/state
 SlurmdSpoolDir=$T/spool
 # TmpFS: srun --mpi=pmix makes <TmpFS>/spmix_appdir_<uid>_<job>.<step>; job ids restart at 1 in
@@ -137,9 +138,14 @@ done
 ls run2/ckpt/epoch_0001_step_*.pt >/dev/null 2>&1 || fail "job $j2 saved no first checkpoint"
 scancel -b -s USR1 "$j2" || fail "scancel -b -s USR1 failed"
 echo "slurm: sent SIGUSR1 to the batch shell of job $j2"
+# The first incarnation is FAILED (143) for a moment before the requeue takes effect.
 for _ in $(seq 120); do
-  [ "$(scontrol show job "$j2" | sed -n 's/.*Restarts=\([0-9]*\).*/\1/p')" -ge 1 ] 2>/dev/null && break
+  scontrol show job "$j2" | grep -q "Restarts=[1-9]" && break
   sleep 0.5
+done
+for _ in $(seq 120); do
+  case "$(job_state "$j2")" in PENDING|RUNNING|CONFIGURING) break ;; esac
+  sleep 0.25
 done
 s=$(wait_done "$j2" 120)
 [ "$s" = COMPLETED ] || fail "job $j2 ended $s"
