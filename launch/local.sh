@@ -1,19 +1,51 @@
 #!/usr/bin/env bash
-# Runs ddptrain on this machine with one MPI rank per GPU (or DDPTRAIN_NP ranks; on a machine
-# without GPUs, 1 rank unless DDPTRAIN_NP says otherwise). Arguments go to ddptrain unchanged:
+# Runs ddptrain with mpirun: on this machine one rank per GPU, or across the machines of a
+# hostfile. Arguments go to ddptrain unchanged:
 #   launch/local.sh train --config configs/resnet9.yaml --set train.epochs=5
-# Environment: DDPTRAIN_BIN (default build/ddptrain), DDPTRAIN_NP, MPIRUN_ARGS (extra mpirun flags).
+#   DDPTRAIN_HOSTFILE=launch/hostfile.example launch/local.sh train --config configs/resnet9.yaml
+# Ranks: DDPTRAIN_NP if set; else the sum of `slots=` in DDPTRAIN_HOSTFILE; else the GPUs this
+# process may use (CUDA_VISIBLE_DEVICES when set, else `nvidia-smi -L`); else 1 on a CPU machine.
+# Environment: DDPTRAIN_BIN (default build/ddptrain), MPIRUN (default mpirun), MPIRUN_ARGS (extra
+# mpirun flags, word-split). NCCL_*, OMP_*, CUDA_VISIBLE_DEVICES, GLIBC_TUNABLES, PATH and
+# LD_LIBRARY_PATH are passed to every rank when set. DDPTRAIN_DRY_RUN=1 prints the command only.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 BIN="${DDPTRAIN_BIN:-$here/build/ddptrain}"
 [ -x "$BIN" ] || { echo "launch/local.sh: $BIN not found; build first (bash scripts/build.sh)" >&2; exit 2; }
+
+hostfile_args=()
+if [ -n "${DDPTRAIN_HOSTFILE:-}" ]; then
+  [ -f "$DDPTRAIN_HOSTFILE" ] || { echo "launch/local.sh: no hostfile $DDPTRAIN_HOSTFILE" >&2; exit 2; }
+  hostfile_args=(--hostfile "$DDPTRAIN_HOSTFILE")
+  slots=$(sed 's/#.*//' "$DDPTRAIN_HOSTFILE" |
+          awk '{for (i = 2; i <= NF; i++) if ($i ~ /^slots=/) { split($i, a, "="); s += a[2] }} END {print s + 0}')
+fi
 gpus=0
-if command -v nvidia-smi >/dev/null 2>&1; then gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true); fi
-np="${DDPTRAIN_NP:-$(( gpus > 0 ? gpus : 1 ))}"
-# Root may run mpirun here (containers, CI); more ranks than cores need --oversubscribe.
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+if [ -n "${CUDA_VISIBLE_DEVICES+x}" ]; then
+  # Set (even empty) wins over nvidia-smi, which lists every GPU of the machine.
+  gpus=$(echo "$CUDA_VISIBLE_DEVICES" | tr ',' '\n' | grep -c . || true)
+elif command -v nvidia-smi >/dev/null 2>&1; then
+  gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
+fi
+if [ -n "${DDPTRAIN_NP:-}" ]; then np="$DDPTRAIN_NP"
+elif [ -n "${slots:-}" ] && [ "${slots:-0}" -gt 0 ]; then np="$slots"
+elif [ "$gpus" -gt 0 ]; then np="$gpus"
+else np=1
+fi
+
+# Root may run mpirun here (containers, CI).
+if [ "$(id -u)" = 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
+# Only variables that are set: Open MPI warns about each -x naming an unset one.
+env_args=()
+for v in $(compgen -e | grep -E '^(NCCL_|OMP_|CUDA_VISIBLE_DEVICES$|GLIBC_TUNABLES$|PATH$|LD_LIBRARY_PATH$)' || true); do
+  env_args+=(-x "$v")
+done
 # --bind-to none: mpirun binds each of <= 2 ranks to one core by default, which halves the speed
 # of a rank that runs several intra-op threads (ddptrain picks cores / local ranks threads).
-exec mpirun -np "$np" --oversubscribe --bind-to none \
-  -x PATH -x LD_LIBRARY_PATH -x NCCL_DEBUG -x NCCL_SOCKET_IFNAME -x OMP_NUM_THREADS \
-  ${MPIRUN_ARGS:-} "$BIN" "$@"
+# --oversubscribe: more ranks than cores is allowed (CPU runs, tests).
+# shellcheck disable=SC2206
+cmd=("${MPIRUN:-mpirun}" -np "$np" "${hostfile_args[@]}" --oversubscribe --bind-to none
+     "${env_args[@]}" ${MPIRUN_ARGS:-} "$BIN" "$@")
+echo "launch/local.sh: $np rank(s) (${gpus} GPUs visible here): ${cmd[*]}" >&2
+[ "${DDPTRAIN_DRY_RUN:-0}" = 1 ] && exit 0
+exec "${cmd[@]}"

@@ -17,6 +17,9 @@ debs=(build-essential cmake ninja-build pkg-config git ca-certificates
       libopenmpi-dev openmpi-bin libspdlog-dev libfmt-dev libgtest-dev libgmock-dev
       libyaml-cpp-dev libcurl4-openssl-dev libarchive-dev libssl-dev zlib1g-dev procps
       dataset-fashion-mnist)
+# DDPTRAIN_WITH_SLURM=1 (scripts/test.sh sets it): Slurm and munge for tests/slurm, which starts
+# its own daemons (none starts by itself: no systemd in containers and CI).
+if [ "${DDPTRAIN_WITH_SLURM:-0}" = 1 ]; then debs+=(slurm-wlm munge); fi
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

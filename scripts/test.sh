@@ -2,7 +2,7 @@
 # Installs, builds and runs every test (unit, distributed under mpirun, end to end) with ctest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/build.sh
+DDPTRAIN_WITH_SLURM=1 bash scripts/build.sh   # + slurm-wlm, munge for the slurm test
 source scripts/env.sh
 BUILD_DIR="${BUILD_DIR:-build}"
 export DDPTRAIN_PYTHON="$DDPTRAIN_VENV/bin/python"
