@@ -54,6 +54,12 @@ rc=$?
 [ $rc -eq 0 ] && grep -q "resumed from .* at epoch 3 step 64" "$TMP/run2.log" && grep -q "epoch 3 step 96/96" "$TMP/run2.log" \
   && pass "resume continues at epoch 3" || { fail "resume continues at epoch 3"; cat "$TMP/run2.log"; }
 
+# checkpoint.every_steps: mid-epoch checkpoints (step 10 and 20 of 32-step epochs) besides epoch ends.
+mpirun2 train --config "$SRC/configs/smoke.yaml" --set log.dir=$TMP/mid --set checkpoint.dir=$TMP/mid/ckpt \
+  --set train.threads=1 --set train.epochs=1 --set checkpoint.every_steps=10 --set checkpoint.keep=10 >$TMP/mid.log 2>&1
+[ "$(cd $TMP/mid/ckpt 2>/dev/null && ls *.json | tr '\n' ' ')" = "epoch_0000_step_00000010.json epoch_0000_step_00000020.json epoch_0000_step_00000030.json epoch_0001_step_00000032.json " ] \
+  && pass "checkpoint.every_steps" || { fail "checkpoint.every_steps"; ls $TMP/mid/ckpt; }
+
 # Bad inputs: one clear message, non-zero exit, no hang, and no good checkpoint touched.
 before=$(cd $TMP/ckpt && sha256sum epoch_*.pt)
 expect_error() {  # name, pattern, args...
@@ -71,6 +77,18 @@ expect_error "unknown key" "unknown config key 'train.lrr'" train --config "$SRC
 expect_error "bad value" "config key train.batch_size (--set): 'x' is not allowed" train --config "$SRC/configs/smoke.yaml" --set train.batch_size=x
 expect_error "missing config" "cannot read config file" train --config $TMP/nope.yaml
 expect_error "missing data" "CIFAR-10 not found" train --config "$SRC/configs/seed_cnn.yaml" --set data.root=$TMP/nodata
+mkdir -p $TMP/badcifar/cifar-10-batches-bin
+python3 - "$TMP/badcifar/cifar-10-batches-bin" <<'PY'
+import os, sys
+d = sys.argv[1]
+for n in ["data_batch_%d.bin" % i for i in range(1, 6)] + ["test_batch.bin"]:
+    with open(os.path.join(d, n), "wb") as f:
+        f.write(bytes(3073 * 4))
+with open(os.path.join(d, "data_batch_3.bin"), "ab") as f:
+    f.write(bytes(100))  # a torn copy: 100 bytes of a fifth record
+PY
+expect_error "truncated data file" "data_batch_3.bin is truncated or not a CIFAR binary batch" train \
+  --config "$SRC/configs/seed_cnn.yaml" --set data.root=$TMP/badcifar --set log.dir=$TMP/l5 --set checkpoint.dir=$TMP/c5
 expect_error "nccl without gpu" "dist.backend=nccl needs CUDA GPUs" train --config "$SRC/configs/smoke.yaml" --set dist.backend=nccl
 head -c 1000 "$LAST" > $TMP/truncated.pt
 cp "${LAST%.pt}.json" $TMP/truncated.json

@@ -44,6 +44,19 @@ rc=$?
 [ $rc -eq 0 ] && grep -q "resumed from .*step_0*${stopped}.pt at epoch .* step ${stopped} " $TMP/sig2.log \
   && pass "signal: resume=auto continues from step $stopped" || { fail "signal resume (rc $rc)"; cat $TMP/sig2.log; }
 
+# 1b. A second signal exits at once (128 + SIGUSR1 = 138) instead of waiting for the step.
+run $TMP/sig2x.log "${SMOKE[@]}" --set train.epochs=30 --set log.dir=$TMP/sig2x --set checkpoint.dir=$TMP/sig2x/ckpt \
+  --set debug.hang_at_step=6 --set debug.hang_rank=1 --set dist.timeout_s=600
+wait_for $TMP/sig2x.log "rank 1 stops participating" 120
+for r in $(pgrep -f "^$DDPTRAIN train .*$TMP/sig2x/ckpt"); do kill -USR1 $r; done
+sleep 1
+start=$(date +%s)
+for r in $(pgrep -f "^$DDPTRAIN train .*$TMP/sig2x/ckpt"); do kill -USR1 $r; done
+wait $job; rc=$?; took=$(( $(date +%s) - start ))
+# Without the second signal the ranks would wait 600 s (rank 1 hangs, rank 0 sits in a collective).
+[ $rc -ne 0 ] && [ $rc -ne 124 ] && [ $took -lt 30 ] && pass "second signal exits at once (${took}s, rc $rc)" \
+  || { fail "second signal (rc $rc, ${took}s)"; tail -5 $TMP/sig2x.log; }
+
 # 2. SIGKILL of one rank: the job ends (Open MPI tears it down), it does not hang.
 run $TMP/kill.log "${SMOKE[@]}" --set train.epochs=30 --set log.dir=$TMP/kill --set checkpoint.dir=$TMP/kill/ckpt
 wait_for $TMP/kill.log "step 8/" 120
