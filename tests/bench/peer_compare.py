@@ -75,9 +75,10 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--rows", nargs="*", default=list(ROWS))
     ap.add_argument("--ddptrain-set", nargs="*", default=[], help="extra --set for ddptrain")
+    ap.add_argument("--peer-args", nargs="*", default=[], help="extra peer_ddp.py flags (e.g. --channels-last)")
     a = ap.parse_args()
     print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores; "
-          f"medians of {a.reps} alternating runs")
+          f"medians of {a.reps} alternating runs; ddptrain --set {a.ddptrain_set}; peer {a.peer_args}")
     print("model | ranks | threads | batch/rank | ddptrain img/s | peer img/s | ratio")
     print("----- | ----- | ------- | ---------- | -------------- | ---------- | -----")
     for name in a.rows:
@@ -85,7 +86,7 @@ def main():
         ours, peer = [], []
         for _ in range(a.reps):
             ours.append(run(ddptrain_cmd(a, model, ranks, threads, batch, steps, a.ddptrain_set), "bench-train"))
-            peer.append(run(peer_cmd(a, model, ranks, threads, batch, steps, []), "peer"))
+            peer.append(run(peer_cmd(a, model, ranks, threads, batch, steps, a.peer_args), "peer"))
         mo, mp = statistics.median(ours), statistics.median(peer)
         print(f"{model} | {ranks} | {threads} | {batch} | {mo:.0f} | {mp:.0f} | {mo / mp:.2f}"
               f"   (runs: {' '.join(f'{x:.0f}' for x in ours)} / {' '.join(f'{x:.0f}' for x in peer)})",
