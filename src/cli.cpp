@@ -269,6 +269,54 @@ int bench_devices(const std::vector<std::string>& args, const ProcessInfo& p) {
   return 0;
 }
 
+// ddptrain bench-train: a short training run (the config as given, e.g. synthetic data) that
+// prints where the steady-state steps' time goes and their global images/s; start-up, evaluation
+// and checkpoints are outside the timed steps. Logs and checkpoints go to a scratch folder.
+int bench_train(const std::vector<std::string>& args, const ProcessInfo& p) {
+  TrainArgs t = parse_train_args(args);
+  Config c = load_config(t.config_path, t.overrides);
+  const std::string scratch = p.rank == 0 ? files::make_temp_directory("ddptrain_bench_") : "";
+  struct ScratchGuard {
+    std::string path;
+    ~ScratchGuard() {
+      if (!path.empty()) files::remove_tree(path);
+    }
+  } scratch_guard{scratch};
+  c.log.dir = files::join(scratch, "logs");
+  c.checkpoint.dir = files::join(scratch, "checkpoints");
+  c.log.tensorboard = false;
+  c.log.progress = "off";
+  c.resume.clear();
+  int threads = 1;
+  const std::string device = setup_device(c, p, &threads);
+  auto comm = make_communicator(c, device);
+  ImageDataset train_set = load_dataset(c, /*train=*/true);
+  ImageDataset test_set = load_dataset(c, /*train=*/false);
+  Trainer trainer(c, *comm, c10::Device(device), std::move(train_set), std::move(test_set));
+  const TrainSummary s = trainer.run();
+  if (p.rank == 0) {
+    const StepTimes& tm = s.timing;
+    const double n = static_cast<double>(std::max<int64_t>(1, tm.steps));
+    const double images = static_cast<double>(tm.steps * c.train.batch_size * c.train.accumulate_steps * comm->size());
+    const double ips = images / std::max(tm.total_s, 1e-9);
+    auto ms = [&](double secs) { return 1000.0 * secs / n; };
+    const double other = tm.total_s - tm.setup_s - tm.data_s - tm.forward_s - tm.backward_s - tm.comm_wait_s -
+                         tm.check_s - tm.optimizer_s;
+    char line[512];
+    std::snprintf(line, sizeof(line),
+                  "\nmodel | precision | ranks | threads | batch | device | steps timed | img/s | ms/step | setup | data | "
+                  "forward | backward | comm wait | check+flags | optimizer | other (ms per step, rank 0)\n"
+                  "%s | %s | %d | %d | %lld | %s | %lld | %.1f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f\n"
+                  "bench-train images_per_s %.1f\n",
+                  c.model.name.c_str(), c.train.precision.c_str(), comm->size(), threads,
+                  static_cast<long long>(c.train.batch_size), device.c_str(), static_cast<long long>(tm.steps), ips,
+                  ms(tm.total_s), ms(tm.setup_s), ms(tm.data_s), ms(tm.forward_s), ms(tm.backward_s), ms(tm.comm_wait_s),
+                  ms(tm.check_s), ms(tm.optimizer_s), ms(other), ips);
+    std::cout << line << std::flush;
+  }
+  return 0;
+}
+
 }  // namespace
 
 std::string version_string() {
@@ -301,6 +349,9 @@ std::string usage() {
        "                                              hosts, threads, backend choice\n"
        "  bench-devices --config FILE [--set ...]     the same short training on CPU and on GPU\n"
        "                                              (when there is one); prints a table of times\n"
+       "  bench-train --config FILE [--set ...]       a short training; prints steady-state img/s\n"
+       "                                              and ms per step by phase (data, forward,\n"
+       "                                              backward, comm wait, check, optimizer)\n"
        "  --help                                      this text\n"
        "  --version                                   version, git revision, LibTorch version\n\n"
        "config keys (YAML sections in FILE, or --set section.key=value):\n";
@@ -324,6 +375,7 @@ int run_cli(const std::vector<std::string>& args, const ProcessInfo& process) {
   if (args[0] == "export") return export_model(args, process);
   if (args[0] == "env") return env(args, process);
   if (args[0] == "bench-devices") return bench_devices(args, process);
+  if (args[0] == "bench-train") return bench_train(args, process);
   throw InputError("unknown command '" + args[0] + "'; see ddptrain --help");
 }
 

@@ -24,6 +24,7 @@
 #include "ddp/gradient_synchronizer.h"
 #include "ddp/logging.h"
 #include "ddp/lr_schedule.h"
+#include "ddp/mixed_precision.h"
 #include "ddp/signals.h"
 #include "ddp/tensorboard_writer.h"
 
@@ -44,6 +45,7 @@ struct Trainer::State {
   std::vector<at::Tensor> buffers;
   std::unique_ptr<MetricsWriter> metrics;  // Rank 0 only.
   std::unique_ptr<TensorBoardWriter> tensorboard;  // Rank 0 only, when log.tensorboard.
+  Precision precision = Precision::kFp32;
   bool is_root() const { return comm.rank() == 0; }
 
   State(Config c, Communicator& cm, const c10::Device& d, ImageDataset tr, ImageDataset te)
@@ -104,9 +106,18 @@ Trainer::Trainer(Config config, Communicator& comm, const c10::Device& device, I
                  ImageDataset test)
     : s_(std::make_unique<State>(std::move(config), comm, device, std::move(train), std::move(test))) {
   const Config& c = s_->config;
+  s_->precision = precision_from_name(c.train.precision);
+  check_precision(s_->precision, device.type());
   torch::manual_seed(static_cast<uint64_t>(c.train.seed));
   s_->model = make_model(c.model.name, s_->train_data.channels(), s_->train_data.num_classes);
   s_->model->to(device);
+  if (c.train.channels_last) {
+    // NHWC weights (and, in the step, NHWC batches): oneDNN/cuDNN then skip layout reorders.
+    torch::NoGradGuard no_grad;
+    for (auto& p : s_->model->parameters()) {
+      if (p.dim() == 4) p.set_data(p.data().contiguous(at::MemoryFormat::ChannelsLast));
+    }
+  }
   std::vector<at::Tensor> params = s_->model->parameters();
   for (const auto& b : s_->model->buffers()) {
     if (b.is_floating_point()) s_->buffers.push_back(b);
@@ -283,6 +294,7 @@ TrainSummary Trainer::run() {
   TrainSummary summary;
   bool have_first = false;
   at::Tensor loss_sum = at::zeros({}, at::TensorOptions().dtype(at::kFloat).device(s.device));
+  LossScaler scaler(s.precision == Precision::kFp16);  // See Note [loss scaling and bad steps].
   int64_t loss_count = 0, interval_steps = 0, bad_in_row = 0;
   auto interval_start = Clock::now();
   const auto ce_options = torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(c.train.label_smoothing);
@@ -303,6 +315,7 @@ TrainSummary Trainer::run() {
     spdlog::info("saved checkpoint {}", f.payload);
   };
 
+  const int64_t run_first_step = step;
   for (; epoch < c.train.epochs && step < total_steps; ++epoch) {
     sampler.set_epoch(epoch);
     const std::vector<int64_t> indices = sampler.indices();
@@ -321,6 +334,16 @@ TrainSummary Trainer::run() {
         for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
       }
       // ---- every rank: one training step ----
+      // Host-clock phase timing of steady-state steps (summary.timing); costs a few clock reads.
+      const bool timed = step - run_first_step >= kTimingWarmupSteps;
+      const auto step_start = Clock::now();
+      auto mark = step_start;
+      auto lap = [&](double& slot) {
+        const auto now = Clock::now();
+        if (timed) slot += std::chrono::duration<double>(now - mark).count();
+        mark = now;
+      };
+      StepTimes& tm = summary.timing;
       const double lr = lr_at(schedule, step);
       for (auto& group : s.optimizer->param_groups()) {
         static_cast<torch::optim::SGDOptions&>(group.options()).lr(lr);
@@ -329,6 +352,8 @@ TrainSummary Trainer::run() {
       if (c.dist.broadcast_buffers && !s.buffers.empty()) broadcast_tensors(s.comm, s.buffers, 0);
       s.optimizer->zero_grad();
       at::Tensor step_loss;
+      const double step_scale = scaler.scale();  // 1 unless fp16.
+      lap(tm.setup_s);
       // k micro-batches: gradients accumulate locally; the last backward is all-reduced. Each
       // micro-batch loss is weighted by its share of the step's images, so the accumulated
       // gradient is that of the mean loss over all of them.
@@ -343,31 +368,53 @@ TrainSummary Trainer::run() {
           Batch data = s.train_batches->get(idx, pos, c.data.augment, static_cast<uint64_t>(c.train.seed), epoch);
           // Host pipeline: start cutting the next micro-batch while this one trains.
           if (step + 1 < total_steps || !last) prefetch_next(*s.train_batches, sampler, indices, mhi, batch, c, epoch);
-          at::Tensor logits = s.model->forward(data.images);
-          at::Tensor loss = torch::nn::functional::cross_entropy(logits, data.labels, ce_options);
+          lap(tm.data_s);
+          at::Tensor logits;
+          {
+            AutocastGuard autocast(s.precision, s.device.type());
+            logits = s.model->forward(c.train.channels_last ? data.images.contiguous(at::MemoryFormat::ChannelsLast)
+                                                            : data.images);
+          }
+          // The loss (log-softmax and its reduction) runs in fp32 whatever the precision.
+          at::Tensor loss = torch::nn::functional::cross_entropy(logits.to(at::kFloat), data.labels, ce_options);
           if (c.debug.nan_at_step == step + 1 && rank == c.debug.nan_rank) loss = loss * std::nan("");
+          lap(tm.forward_s);
           const double weight = static_cast<double>(mhi - mlo) / static_cast<double>(hi - lo);
-          (micro == 1 ? loss : loss * weight).backward();
+          const double backward_factor = weight * step_scale;
+          (backward_factor == 1.0 ? loss : loss * backward_factor).backward();
+          lap(tm.backward_s);
           at::Tensor weighted = loss.detach() * weight;
           step_loss = step_loss.defined() ? step_loss + weighted : weighted;
         }
       }
       s.sync->finalize();
+      lap(tm.comm_wait_s);
 
       // ---- every rank: one tiny all-reduce agrees on stopping and on non-finite values ----
       // The averaged gradients are identical on all ranks, so a NaN anywhere is seen everywhere;
       // the flag also covers a non-finite loss on one rank.
-      at::Tensor grad_total = step_loss.defined() ? step_loss.to(at::kDouble) : at::zeros({}, at::kDouble);
+      at::Tensor loss_total = step_loss.defined() ? step_loss.to(at::kDouble) : at::zeros({}, at::kDouble);
+      at::Tensor grad_total = at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(s.device));
       for (const auto& p : s.model->parameters()) {
         if (p.grad().defined()) grad_total = grad_total + p.grad().sum().to(at::kDouble);
       }
       const bool stop_here = stop_signal_received() != 0 || (c.debug.stop_at_step == step + 1 && rank == 0);
       at::Tensor flags = at::stack({at::scalar_tensor(stop_here ? 1.0 : 0.0, at::kDouble),
+                                    at::isfinite(loss_total.cpu()).logical_not().to(at::kDouble),
                                     at::isfinite(grad_total.cpu()).logical_not().to(at::kDouble)});
       s.comm.all_reduce(flags, ReduceOp::kSum);
-      const bool stop_agreed = flags[0].item<double>() > 0;
-      const bool nonfinite = flags[1].item<double>() > 0;
-      if (nonfinite) {
+      auto agreed = flags.accessor<double, 1>();
+      const bool stop_agreed = agreed[0] > 0;
+      const bool loss_nonfinite = agreed[1] > 0, grad_nonfinite = agreed[2] > 0;
+      // fp16: an overflow of the scaled gradients (with a finite loss) lowers the scale and skips
+      // the step without counting as a bad step, on every rank alike.
+      const bool scale_overflow = scaler.enabled() && grad_nonfinite && !loss_nonfinite && !scaler.at_minimum();
+      if (scaler.enabled()) scaler.update(grad_nonfinite);
+      const bool nonfinite = (loss_nonfinite || grad_nonfinite) && !scale_overflow;
+      lap(tm.check_s);
+      if (scale_overflow) {
+        if (s.is_root()) spdlog::info("step {}: fp16 gradient overflow; step skipped, loss scale now {}", step + 1, scaler.scale());
+      } else if (nonfinite) {
         ++summary.bad_steps;
         ++bad_in_row;
         if (s.is_root()) {
@@ -380,7 +427,15 @@ TrainSummary Trainer::run() {
                       "resume from an earlier checkpoint", /*same_on_all_ranks=*/true);
         }
       } else {
+        if (scaler.enabled()) {
+          // Unscale with the scale the backward used (update() above may already have grown it).
+          c10::NoGradGuard no_grad;
+          for (const auto& p : s.model->parameters()) {
+            if (p.grad().defined()) p.grad().mul_(1.0 / step_scale);
+          }
+        }
         s.optimizer->step();
+        lap(tm.optimizer_s);
         bad_in_row = 0;
         loss_sum += step_loss;
         ++loss_count;
@@ -421,6 +476,10 @@ TrainSummary Trainer::run() {
         loss_count = 0;
         interval_steps = 0;
         interval_start = Clock::now();
+      }
+      if (timed) {
+        tm.total_s += std::chrono::duration<double>(Clock::now() - step_start).count();
+        ++tm.steps;
       }
 
       // ---- rank 0 only: redraw the progress line (no collective; rank 0's own timing) ----

@@ -33,6 +33,22 @@ struct EvalResult {
   int64_t count = 0;    // Images evaluated, over all ranks (each exactly once).
 };
 
+// Where a training step's time goes, summed over the steady-state steps of a run (every step
+// after the first kTimingWarmupSteps), on this rank, by host clock. On a GPU the phases are
+// launch times unless something synchronises (the flags all-reduce does, once per step).
+struct StepTimes {
+  int64_t steps = 0;        // Steps timed.
+  double setup_s = 0;       // LR, buffer broadcast, zero_grad.
+  double data_s = 0;        // Cutting the batch (and starting the host prefetch).
+  double forward_s = 0;     // Forward and loss.
+  double backward_s = 0;    // backward(), including the bucket all-reduces it starts.
+  double comm_wait_s = 0;   // finalize(): exposed communication (waiting for the last buckets).
+  double check_s = 0;       // Non-finite check and the per-step flags all-reduce.
+  double optimizer_s = 0;   // optimizer.step() (and fp16 unscaling).
+  double total_s = 0;       // Whole steps, including buffer broadcast, zero_grad and logging.
+};
+constexpr int64_t kTimingWarmupSteps = 3;
+
 struct TrainSummary {
   int64_t steps = 0;
   int64_t epochs = 0;
@@ -41,6 +57,7 @@ struct TrainSummary {
   double last_loss = 0;   // Mean training loss over the last log interval.
   int64_t bad_steps = 0;  // Steps skipped for non-finite loss or gradients.
   bool stopped_by_signal = false;  // Stopped early by an agreed stop request; checkpoint saved.
+  StepTimes timing;                // Steady-state steps of this run.
   EvalResult eval;
 };
 

@@ -77,10 +77,14 @@ TEST(Config, ResolvedYamlRoundTrips) {
 }
 
 TEST(Config, ShippedConfigsParse) {
-  for (const char* name : {"seed_cnn", "resnet9", "smoke"}) {
+  for (const char* name : {"seed_cnn", "resnet9", "smoke", "cifar10_resnet9_fast"}) {
     Config c = load_config(std::string(DDP_SOURCE_DIR) + "/configs/" + name + ".yaml");
     EXPECT_FALSE(c.model.name.empty()) << name;
   }
+  Config fast = load_config(std::string(DDP_SOURCE_DIR) + "/configs/cifar10_resnet9_fast.yaml");
+  EXPECT_EQ(fast.train.precision, "bf16");
+  EXPECT_TRUE(fast.train.channels_last);
+  EXPECT_EQ(fast.train.batch_size, 512);
 }
 
 }  // namespace

@@ -1,0 +1,75 @@
+// Mixed precision (train.precision): autocast around the forward pass and, for fp16, dynamic loss
+// scaling.
+//
+// fp32  no autocast.
+// bf16  autocast to bfloat16 on the model's device (CPU or CUDA). No loss scaling: bf16 has fp32's
+//       exponent range. BatchNorm and the loss run in fp32 (autocast keeps batch_norm in fp32; the
+//       trainer casts the logits to fp32 before the loss).
+// fp16  CUDA only: autocast to float16 plus dynamic loss scaling (LossScaler). On CPU it is an
+//       InputError (check_precision): LibTorch's CPU fp16 kernels are slow without AVX512-FP16 and
+//       bf16 gives the same memory saving without loss scaling, so we refuse rather than silently
+//       fall back.
+//
+// Note [loss scaling and bad steps]: with fp16 the backward pass runs on loss * scale. The
+// trainer's one per-step flags all-reduce already tells every rank whether the averaged gradients
+// are finite; since the gradients are identical on all ranks after finalize(), every rank takes
+// the same branch: on overflow it halves the scale and skips the step without counting it as a
+// bad step (a non-finite *loss* still counts as one); after growth_interval good steps in a row it
+// doubles the scale. The scale is not checkpointed: a resumed run starts from init_scale again.
+#pragma once
+
+#include <c10/core/DeviceType.h>
+#include <c10/core/ScalarType.h>
+
+#include <cstdint>
+#include <string>
+
+namespace ddp {
+
+enum class Precision { kFp32, kBf16, kFp16 };
+
+// "fp32", "bf16", "fp16" -> Precision; anything else is an InputError.
+Precision precision_from_name(const std::string& name);
+// Throws InputError when `p` cannot run on `device` (fp16 on CPU).
+void check_precision(Precision p, c10::DeviceType device);
+
+// Enables autocast for `device` with the dtype of `p` for its lifetime (nothing for fp32), and
+// restores the previous autocast state afterwards. Not copyable.
+class AutocastGuard {
+ public:
+  AutocastGuard(Precision p, c10::DeviceType device);
+  ~AutocastGuard();
+  AutocastGuard(const AutocastGuard&) = delete;
+  AutocastGuard& operator=(const AutocastGuard&) = delete;
+
+ private:
+  bool active_ = false;
+  c10::DeviceType device_;
+  bool prev_enabled_ = false;
+  c10::ScalarType prev_dtype_ = c10::ScalarType::Float;
+};
+
+// Dynamic loss scale (pure bookkeeping, no tensors): the same rules as torch.amp.GradScaler.
+class LossScaler {
+ public:
+  explicit LossScaler(bool enabled, double init_scale = 65536.0, int64_t growth_interval = 2000,
+                      double min_scale = 1.0);
+  bool enabled() const { return enabled_; }
+  // The factor to multiply the loss by before backward (1 when disabled).
+  double scale() const { return enabled_ ? scale_ : 1.0; }
+  // Records one step's outcome: overflow halves the scale (not below min_scale) and resets the
+  // good-step count; growth_interval good steps in a row double it.
+  void update(bool overflow);
+  // True when the scale is at min_scale: an overflow there is a real divergence, not a scale
+  // problem, and the trainer counts it as a bad step.
+  bool at_minimum() const { return scale_ <= min_scale_; }
+
+ private:
+  bool enabled_;
+  double scale_;
+  int64_t growth_interval_;
+  double min_scale_;
+  int64_t good_steps_ = 0;
+};
+
+}  // namespace ddp

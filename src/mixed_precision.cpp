@@ -1,0 +1,61 @@
+#include "ddp/mixed_precision.h"
+
+#include <ATen/autocast_mode.h>
+
+#include <algorithm>
+
+#include "ddp/check.h"
+
+namespace ddp {
+
+Precision precision_from_name(const std::string& name) {
+  if (name == "fp32") return Precision::kFp32;
+  if (name == "bf16") return Precision::kBf16;
+  if (name == "fp16") return Precision::kFp16;
+  throw InputError("train.precision must be one of: fp32 bf16 fp16 (got '" + name + "')");
+}
+
+void check_precision(Precision p, c10::DeviceType device) {
+  if (p == Precision::kFp16 && device != c10::DeviceType::CUDA) {
+    throw InputError("train.precision=fp16 needs a CUDA device (it uses loss scaling and CPU fp16 kernels are slow); "
+                     "on CPU use train.precision=bf16 or fp32");
+  }
+}
+
+AutocastGuard::AutocastGuard(Precision p, c10::DeviceType device) : device_(device) {
+  if (p == Precision::kFp32) return;
+  active_ = true;
+  prev_enabled_ = at::autocast::is_autocast_enabled(device_);
+  prev_dtype_ = at::autocast::get_autocast_dtype(device_);
+  at::autocast::set_autocast_enabled(device_, true);
+  at::autocast::set_autocast_dtype(device_, p == Precision::kBf16 ? at::kBFloat16 : at::kHalf);
+  at::autocast::increment_nesting();
+}
+
+AutocastGuard::~AutocastGuard() {
+  if (!active_) return;
+  // Like Python's torch.autocast: the cast-weight cache lives for the outermost region only.
+  if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+  at::autocast::set_autocast_enabled(device_, prev_enabled_);
+  at::autocast::set_autocast_dtype(device_, prev_dtype_);
+}
+
+LossScaler::LossScaler(bool enabled, double init_scale, int64_t growth_interval, double min_scale)
+    : enabled_(enabled), scale_(init_scale), growth_interval_(growth_interval), min_scale_(min_scale) {
+  DDP_CHECK(init_scale > 0 && growth_interval > 0 && min_scale > 0, "bad LossScaler settings");
+}
+
+void LossScaler::update(bool overflow) {
+  if (!enabled_) return;
+  if (overflow) {
+    scale_ = std::max(min_scale_, scale_ / 2);
+    good_steps_ = 0;
+    return;
+  }
+  if (++good_steps_ >= growth_interval_) {
+    scale_ *= 2;
+    good_steps_ = 0;
+  }
+}
+
+}  // namespace ddp

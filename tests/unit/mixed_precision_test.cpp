@@ -1,0 +1,68 @@
+#include "ddp/mixed_precision.h"
+
+#include <ATen/autocast_mode.h>
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "ddp/check.h"
+#include "ddp/config.h"
+#include "ddp/models.h"
+
+namespace ddp {
+namespace {
+
+TEST(Precision, NamesAndDeviceChecks) {
+  EXPECT_EQ(precision_from_name("fp32"), Precision::kFp32);
+  EXPECT_EQ(precision_from_name("bf16"), Precision::kBf16);
+  EXPECT_EQ(precision_from_name("fp16"), Precision::kFp16);
+  EXPECT_THROW(precision_from_name("fp8"), InputError);
+  EXPECT_NO_THROW(check_precision(Precision::kBf16, c10::DeviceType::CPU));
+  EXPECT_NO_THROW(check_precision(Precision::kFp16, c10::DeviceType::CUDA));
+  EXPECT_THROW(check_precision(Precision::kFp16, c10::DeviceType::CPU), InputError);
+  EXPECT_EQ(parse_config("", "t", {"train.precision=bf16"}).train.precision, "bf16");
+  EXPECT_THROW(parse_config("", "t", {"train.precision=half"}), InputError);
+}
+
+TEST(Precision, AutocastGuardCastsConvolutionsAndRestoresState) {
+  torch::manual_seed(0);
+  auto model = make_model("seed_cnn");
+  at::Tensor x = torch::randn({2, 3, 32, 32});
+  {
+    AutocastGuard g(Precision::kBf16, c10::DeviceType::CPU);
+    EXPECT_TRUE(at::autocast::is_autocast_enabled(at::kCPU));
+    EXPECT_EQ(model->forward(x).scalar_type(), at::kBFloat16);
+  }
+  EXPECT_FALSE(at::autocast::is_autocast_enabled(at::kCPU));
+  EXPECT_EQ(model->forward(x).scalar_type(), at::kFloat);
+  {
+    AutocastGuard g(Precision::kFp32, c10::DeviceType::CPU);
+    EXPECT_FALSE(at::autocast::is_autocast_enabled(at::kCPU));
+    EXPECT_EQ(model->forward(x).scalar_type(), at::kFloat);
+  }
+}
+
+TEST(LossScaler, HalvesOnOverflowAndGrowsAfterGoodSteps) {
+  LossScaler off(false);
+  EXPECT_EQ(off.scale(), 1.0);
+  off.update(true);
+  EXPECT_EQ(off.scale(), 1.0);
+
+  LossScaler s(true, 1024.0, 3, 256.0);
+  EXPECT_EQ(s.scale(), 1024.0);
+  s.update(true);
+  EXPECT_EQ(s.scale(), 512.0);
+  s.update(false);
+  s.update(false);
+  EXPECT_EQ(s.scale(), 512.0);
+  s.update(true);  // Resets the good-step count.
+  EXPECT_EQ(s.scale(), 256.0);
+  EXPECT_TRUE(s.at_minimum());
+  s.update(true);  // Never below the minimum.
+  EXPECT_EQ(s.scale(), 256.0);
+  for (int i = 0; i < 3; ++i) s.update(false);
+  EXPECT_EQ(s.scale(), 512.0);
+  EXPECT_FALSE(s.at_minimum());
+}
+
+}  // namespace
+}  // namespace ddp
