@@ -11,15 +11,7 @@ namespace ddp {
 namespace {
 
 using testing::TempDir;
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+const auto& error_of = testing::input_error_of;
 
 TEST(Cifar100, ReadsFineLabelsOfTrainAndTest) {
   TempDir tmp;

@@ -1,8 +1,10 @@
 // Helpers for tests that write their own fixtures.
 #pragma once
 
+#include <functional>
 #include <string>
 
+#include "ddp/check.h"
 #include "ddp/files.h"
 
 namespace ddp::testing {
@@ -20,5 +22,15 @@ class TempDir {
  private:
   std::string path_;
 };
+
+// The message of the InputError that `fn` throws, or "(no error)".
+inline std::string input_error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
 
 }  // namespace ddp::testing
