@@ -159,7 +159,9 @@ TEST_F(Download, Http404IsAnError) {
 TEST_F(Download, RefusedConnectionIsAnError) {
   const std::string url = "http://127.0.0.1:" + std::to_string(HttpTestServer::unused_port()) + "/c.tar.gz";
   const std::string msg = error_of(cifar_spec(url, "x"), root_.path());
-  EXPECT_NE(msg.find("download of " + url + " failed: Couldn't connect to server"), std::string::npos) << msg;
+  // libcurl's wording varies by version ("Couldn't" in 7.88, "Could not" in 8.x).
+  EXPECT_NE(msg.find("download of " + url + " failed: "), std::string::npos) << msg;
+  EXPECT_NE(msg.find(" connect to server"), std::string::npos) << msg;
   EXPECT_TRUE(no_leftovers(root_.path()));
 }
 
