@@ -19,27 +19,35 @@ bool is_dir(const std::string& p) {
 
 }  // namespace
 
-void read_cifar10_file(const std::string& path, at::Tensor* images, at::Tensor* labels,
-                       int64_t num_classes) {
+at::Tensor read_cifar_records(const std::string& path, int64_t record_bytes, const std::string& dataset,
+                              const std::string& format, const std::string& folder) {
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) {
-    throw InputError("cannot read CIFAR-10 file " + path + ": " + std::strerror(errno) +
-                     "; check data.root (it must hold cifar-10-batches-bin/)");
+    throw InputError("cannot read " + dataset + " file " + path + ": " + std::strerror(errno) +
+                     "; check data.root (it must hold " + folder + ")");
   }
   const int64_t bytes = in.tellg();
-  if (bytes <= 0 || bytes % kCifarRecordBytes != 0) {
-    const int64_t whole = bytes / kCifarRecordBytes;
-    throw InputError("CIFAR-10 file " + path + " is truncated or not a CIFAR binary batch: " +
+  if (bytes <= 0 || bytes % record_bytes != 0) {
+    const int64_t whole = bytes / record_bytes;
+    throw InputError(dataset + " file " + path + " is truncated or not " + format + ": " +
                      std::to_string(bytes) + " bytes is not a whole number of " +
-                     std::to_string(kCifarRecordBytes) + "-byte records (record " +
-                     std::to_string(whole) + " at offset " + std::to_string(whole * kCifarRecordBytes) +
+                     std::to_string(record_bytes) + "-byte records (record " +
+                     std::to_string(whole) + " at offset " + std::to_string(whole * record_bytes) +
                      " is incomplete); download the dataset again");
   }
-  const int64_t n = bytes / kCifarRecordBytes;
-  at::Tensor raw = at::empty({n, kCifarRecordBytes}, at::kByte);
+  const int64_t n = bytes / record_bytes;
+  at::Tensor raw = at::empty({n, record_bytes}, at::kByte);
   in.seekg(0);
   in.read(reinterpret_cast<char*>(raw.data_ptr<uint8_t>()), bytes);
-  if (!in) throw InputError("error reading CIFAR-10 file " + path + ": " + std::strerror(errno));
+  if (!in) throw InputError("error reading " + dataset + " file " + path + ": " + std::strerror(errno));
+  return raw;
+}
+
+void read_cifar10_file(const std::string& path, at::Tensor* images, at::Tensor* labels,
+                       int64_t num_classes) {
+  at::Tensor raw = read_cifar_records(path, kCifarRecordBytes, "CIFAR-10", "a CIFAR binary batch",
+                                      "cifar-10-batches-bin/");
+  const int64_t n = raw.size(0);
   const uint8_t* p = raw.data_ptr<uint8_t>();
   for (int64_t i = 0; i < n; ++i) {
     const int label = p[i * kCifarRecordBytes];

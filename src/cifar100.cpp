@@ -7,30 +7,15 @@
 #include <fstream>
 
 #include "ddp/check.h"
+#include "ddp/cifar10.h"
 #include "ddp/files.h"
 
 namespace ddp {
 
 void read_cifar100_file(const std::string& path, at::Tensor* images, at::Tensor* fine_labels) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in) {
-    throw InputError("cannot read CIFAR-100 file " + path + ": " + std::strerror(errno) +
-                     "; check data.root (it must hold cifar-100-binary/)");
-  }
-  const int64_t bytes = in.tellg();
-  if (bytes <= 0 || bytes % kCifar100RecordBytes != 0) {
-    const int64_t whole = bytes / kCifar100RecordBytes;
-    throw InputError("CIFAR-100 file " + path + " is truncated or not a CIFAR-100 binary file: " +
-                     std::to_string(bytes) + " bytes is not a whole number of " +
-                     std::to_string(kCifar100RecordBytes) + "-byte records (record " + std::to_string(whole) +
-                     " at offset " + std::to_string(whole * kCifar100RecordBytes) +
-                     " is incomplete); download the dataset again");
-  }
-  const int64_t n = bytes / kCifar100RecordBytes;
-  at::Tensor raw = at::empty({n, kCifar100RecordBytes}, at::kByte);
-  in.seekg(0);
-  in.read(reinterpret_cast<char*>(raw.data_ptr<uint8_t>()), bytes);
-  if (!in) throw InputError("error reading CIFAR-100 file " + path + ": " + std::strerror(errno));
+  at::Tensor raw = read_cifar_records(path, kCifar100RecordBytes, "CIFAR-100", "a CIFAR-100 binary file",
+                                      "cifar-100-binary/");
+  const int64_t n = raw.size(0);
   const uint8_t* p = raw.data_ptr<uint8_t>();
   for (int64_t i = 0; i < n; ++i) {
     const int coarse = p[i * kCifar100RecordBytes], fine = p[i * kCifar100RecordBytes + 1];

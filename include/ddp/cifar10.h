@@ -16,6 +16,13 @@ namespace ddp {
 
 constexpr int64_t kCifarRecordBytes = 1 + 3 * 32 * 32;
 
+// Reads a file of fixed-size records (the CIFAR binary layouts) into uint8 [N, record_bytes].
+// A missing file or a size that is not a whole number of records is an InputError naming the
+// file, the incomplete record and its offset. `dataset` ("CIFAR-10") and `format` ("a CIFAR
+// binary batch") word the messages; `folder` is the folder data.root must hold.
+at::Tensor read_cifar_records(const std::string& path, int64_t record_bytes, const std::string& dataset,
+                              const std::string& format, const std::string& folder);
+
 // Reads one batch file into `images` (uint8 [N,3,32,32]) and `labels` (int64 [N]).
 void read_cifar10_file(const std::string& path, at::Tensor* images, at::Tensor* labels,
                        int64_t num_classes = 10);
