@@ -2,6 +2,9 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
+#include <string>
+
 #include "ddp/check.h"
 
 namespace ddp {
@@ -16,6 +19,7 @@ uint64_t splitmix64(uint64_t x) {
   return x ^ (x >> 31);
 }
 
+// On the CPU the result views `v`'s memory: use it only while `v` lives.
 at::Tensor to_index(const std::vector<int64_t>& v, const at::Device& device) {
   return at::from_blob(const_cast<int64_t*>(v.data()), {static_cast<int64_t>(v.size())}, at::kLong)
       .to(device);
@@ -23,13 +27,19 @@ at::Tensor to_index(const std::vector<int64_t>& v, const at::Device& device) {
 
 }  // namespace
 
-AugmentParams augment_params(uint64_t seed, int64_t epoch, int64_t position) {
+AugmentParams augment_params(uint64_t seed, int64_t epoch, int64_t position, int64_t cutout,
+                             int64_t height, int64_t width) {
   const uint64_t h = splitmix64(splitmix64(splitmix64(seed) ^ static_cast<uint64_t>(epoch)) ^
                                 static_cast<uint64_t>(position));
   AugmentParams p;
   p.dx = static_cast<int>(h % (2 * kPad + 1));
   p.dy = static_cast<int>((h >> 8) % (2 * kPad + 1));
   p.flip = ((h >> 16) & 1) != 0;
+  if (cutout > 0) {
+    DDP_CHECK(cutout <= height && cutout <= width, "cutout " << cutout << " exceeds the image " << height << "x" << width);
+    p.cut_y = static_cast<int>(((h >> 24) & 0xFFFF) % static_cast<uint64_t>(height - cutout + 1));
+    p.cut_x = static_cast<int>(((h >> 40) & 0xFFFF) % static_cast<uint64_t>(width - cutout + 1));
+  }
   return p;
 }
 
@@ -39,13 +49,18 @@ InputPipeline input_pipeline_from_name(const std::string& name) {
   throw InputError("data.pipeline must be 'device' or 'host', got '" + name + "'");
 }
 
-Batcher::Batcher(const ImageDataset& dataset, const at::Device& device, InputPipeline pipeline)
-    : pipeline_(pipeline), device_(device) {
+Batcher::Batcher(const ImageDataset& dataset, const at::Device& device, InputPipeline pipeline, int64_t cutout)
+    : pipeline_(pipeline), device_(device), cutout_(cutout) {
   const at::Device home = pipeline == InputPipeline::kDevice ? device : at::Device(at::kCPU);
   images_ = dataset.images.to(home).contiguous();
   labels_ = dataset.labels.to(home).contiguous();
   const int64_t c = dataset.channels();
   DDP_CHECK(c >= 1 && c <= 3, "datasets of 1-3 channels are supported, got " << c);
+  if (cutout < 0 || cutout > std::min(dataset.height(), dataset.width())) {
+    throw InputError("data.cutout=" + std::to_string(cutout) + " does not fit " + dataset.name + "'s " +
+                     std::to_string(dataset.height()) + "x" + std::to_string(dataset.width()) +
+                     " images; use 0 (off) up to " + std::to_string(std::min(dataset.height(), dataset.width())));
+  }
   std::vector<float> scale(c), shift(c);
   for (int64_t i = 0; i < c; ++i) {
     scale[i] = 1.0f / (255.0f * dataset.std[i]);
@@ -59,10 +74,21 @@ Batcher::~Batcher() {
   if (pending_.valid()) pending_.wait();  // The thread reads images_: let it finish first.
 }
 
-Batch Batcher::finish(at::Tensor images_u8, at::Tensor labels) const {
+Batch Batcher::finish(const Cut& c) const {
   Batch b;
-  b.images = at::addcmul(shift_, images_u8.to(at::kFloat), scale_);
-  b.labels = std::move(labels);
+  b.images = at::addcmul(shift_, c.images.to(at::kFloat), scale_);
+  b.labels = c.labels;
+  if (c.cutout.defined()) {
+    // Zero after normalisation: the square takes the dataset's mean colour.
+    const int64_t n = b.images.size(0), h = b.images.size(2), w = b.images.size(3);
+    at::Tensor y0 = c.cutout.select(1, 0).view({n, 1, 1, 1}), x0 = c.cutout.select(1, 1).view({n, 1, 1, 1});
+    at::Tensor ys = at::arange(h, c.cutout.options()).view({1, 1, h, 1});
+    at::Tensor xs = at::arange(w, c.cutout.options()).view({1, 1, 1, w});
+    at::Tensor in_rows = (ys >= y0).logical_and_(ys < y0 + cutout_);  // [B, 1, H, 1]
+    at::Tensor in_cols = (xs >= x0).logical_and_(xs < x0 + cutout_);  // [B, 1, 1, W]
+    at::Tensor inside = at::logical_and(in_rows, in_cols);
+    b.images.masked_fill_(inside, 0.0);
+  }
   return b;
 }
 
@@ -71,17 +97,21 @@ Batcher::Cut Batcher::cut(const Request& r) const {
   at::Tensor idx = to_index(r.indices, device);
   at::Tensor x = images_.index_select(0, idx);
   at::Tensor y = labels_.index_select(0, idx);
+  at::Tensor cut_box;
   if (r.augment) {
     DDP_CHECK(r.positions.size() == r.indices.size(), "one position per index");
     const int64_t n = static_cast<int64_t>(r.indices.size());
     const int64_t c = x.size(1), h = x.size(2), w = x.size(3);
     const int64_t pw = w + 2 * kPad;
-    std::vector<int64_t> dx(n), dy(n);
+    std::vector<int64_t> dx(n), dy(n), cut_yx(cutout_ > 0 ? 2 * n : 0);
     std::vector<uint8_t> flip(n);
     for (int64_t i = 0; i < n; ++i) {
-      const AugmentParams p = augment_params(r.seed, r.epoch, r.positions[i]);
+      const AugmentParams p = augment_params(r.seed, r.epoch, r.positions[i], cutout_, h, w);
       dx[i] = p.dx, dy[i] = p.dy, flip[i] = p.flip;
+      if (cutout_ > 0) cut_yx[2 * i] = p.cut_y, cut_yx[2 * i + 1] = p.cut_x;
     }
+    // An owning tensor: it outlives cut_yx (to_index's from_blob would not on the CPU).
+    if (cutout_ > 0) cut_box = at::tensor(cut_yx, at::kLong).view({n, 2}).to(device);
     at::Tensor padded = at::constant_pad_nd(x, {kPad, kPad, kPad, kPad}, 0).view({n, c, -1});
     at::Tensor rows = to_index(dy, device).view({n, 1, 1}) + at::arange(h, idx.options()).view({1, h, 1});
     at::Tensor cols = to_index(dx, device).view({n, 1, 1}) + at::arange(w, idx.options()).view({1, 1, w});
@@ -93,21 +123,22 @@ Batcher::Cut Batcher::cut(const Request& r) const {
   if (pipeline_ == InputPipeline::kHost && device_.is_cuda()) {
     x = x.pin_memory();
     y = y.pin_memory();
+    if (cut_box.defined()) cut_box = cut_box.pin_memory();
   }
-  return {x, y};
+  return {x, y, cut_box};
 }
 
 Batch Batcher::to_device(Cut c) const {
   const bool async = c.images.is_pinned();
-  return finish(c.images.to(device_, /*non_blocking=*/async), c.labels.to(device_, /*non_blocking=*/async));
+  auto move = [&](const at::Tensor& t) { return t.defined() ? t.to(device_, /*non_blocking=*/async) : t; };
+  return finish({move(c.images), move(c.labels), move(c.cutout)});
 }
 
 Batch Batcher::get(const std::vector<int64_t>& indices, const std::vector<int64_t>& positions,
                    bool augment, uint64_t seed, int64_t epoch) {
   Request r{indices, positions, augment, seed, epoch};
   if (pipeline_ == InputPipeline::kDevice) {
-    Cut c = cut(r);
-    return finish(c.images, c.labels);
+    return finish(cut(r));
   }
   if (pending_.valid()) {
     Cut c = pending_.get();  // Rethrows what the background thread threw.
@@ -128,7 +159,7 @@ void Batcher::prefetch(const std::vector<int64_t>& indices, const std::vector<in
 }
 
 Batch Batcher::range(int64_t begin, int64_t n) const {
-  if (pipeline_ == InputPipeline::kDevice) return finish(images_.narrow(0, begin, n), labels_.narrow(0, begin, n));
+  if (pipeline_ == InputPipeline::kDevice) return finish({images_.narrow(0, begin, n), labels_.narrow(0, begin, n), {}});
   return to_device({images_.narrow(0, begin, n), labels_.narrow(0, begin, n)});
 }
 

@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <iomanip>
 #include <sstream>
 
 #include "ddp/check.h"
@@ -151,6 +152,7 @@ CheckpointFiles save_checkpoint(const std::string& dir, torch::nn::Module& model
         << ",\n  \"epoch\": " << state.epoch << ",\n  \"epoch_samples\": " << state.epoch_samples
         << ",\n  \"world_size\": " << state.world_size << ",\n  \"seed\": " << state.seed
         << ",\n  \"test_accuracy\": " << (state.test_accuracy >= 0 ? state.test_accuracy : -1.0)
+        << ",\n  \"loss_scale\": " << std::setprecision(17) << state.loss_scale << std::setprecision(6) << ",\n  \"loss_scale_good_steps\": " << state.loss_scale_good_steps
         << ",\n  \"model\": " << json_string(state.model_name)
         << ",\n  \"payload\": " << json_string(name + ".pt") << ",\n  \"payload_bytes\": " << bytes
         << ",\n  \"payload_fnv1a64\": \"" << std::hex << checksum << std::dec << "\""
@@ -195,6 +197,8 @@ CheckpointState verify_checkpoint(const std::string& path) {
     s.test_accuracy = m["test_accuracy"].as<double>();
     s.model_name = m["model"].as<std::string>();
     s.config_yaml = m["config"].as<std::string>();
+    if (m["loss_scale"]) s.loss_scale = m["loss_scale"].as<double>();
+    if (m["loss_scale_good_steps"]) s.loss_scale_good_steps = m["loss_scale_good_steps"].as<int64_t>();
     bytes = m["payload_bytes"].as<int64_t>();
     checksum = m["payload_fnv1a64"].as<std::string>();
   } catch (const YAML::Exception& e) {

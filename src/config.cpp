@@ -126,6 +126,7 @@ const std::vector<Field>& fields() {
       string_field("data.root", DDP_REF(data.root)),
       bool_field("data.shuffle", DDP_REF(data.shuffle)),
       bool_field("data.augment", DDP_REF(data.augment)),
+      int_field("data.cutout", DDP_REF(data.cutout), 0, 1024),
       int_field("data.limit_train", DDP_REF(data.limit_train), 0),
       int_field("data.limit_test", DDP_REF(data.limit_test), 0),
       int_field("data.synthetic_train", DDP_REF(data.synthetic_train), 1),

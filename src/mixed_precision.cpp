@@ -45,6 +45,13 @@ LossScaler::LossScaler(bool enabled, double init_scale, int64_t growth_interval,
   DDP_CHECK(init_scale > 0 && growth_interval > 0 && min_scale > 0, "bad LossScaler settings");
 }
 
+void LossScaler::restore(double scale, int64_t good_steps) {
+  if (!enabled_) return;
+  DDP_CHECK(scale > 0 && good_steps >= 0, "bad loss scale state " << scale << ", " << good_steps);
+  scale_ = std::max(min_scale_, scale);
+  good_steps_ = good_steps;
+}
+
 void LossScaler::update(bool overflow) {
   if (!enabled_) return;
   if (overflow) {

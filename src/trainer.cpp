@@ -142,7 +142,11 @@ Trainer::Trainer(Config config, Communicator& comm, const c10::Device& device, I
   DDP_CHECK(!c.train.nesterov || c.train.momentum > 0,
             "train.nesterov=true needs train.momentum > 0");
   const InputPipeline pipeline = input_pipeline_from_name(c.data.pipeline);
-  s_->train_batches = std::make_unique<Batcher>(s_->train_data, device, pipeline);
+  if (c.data.cutout > 0 && !c.data.augment) {
+    throw InputError("data.cutout=" + std::to_string(c.data.cutout) + " is part of augmentation; set data.augment=true "
+                     "or data.cutout=0");
+  }
+  s_->train_batches = std::make_unique<Batcher>(s_->train_data, device, pipeline, c.data.cutout);
   s_->test_batches = std::make_unique<Batcher>(s_->test_data, device, pipeline);
 
   root_prepares(comm, [&] {
@@ -255,6 +259,8 @@ TrainSummary Trainer::run() {
   schedule.gamma = c.train.lr_gamma;
   schedule.total_steps = total_steps;
 
+  LossScaler scaler(s.precision == Precision::kFp16);  // See Note [loss scaling and bad steps].
+
   // ---- every rank: resume (all read the same checkpoint) ----
   int64_t step = 0, epoch = 0, first_batch = 0;
   const std::string resume = resolve_resume(s.comm, c);
@@ -263,6 +269,7 @@ TrainSummary Trainer::run() {
     epoch = st.epoch;
     first_batch = st.epoch_samples / global_per_step;
     step = st.world_size == world ? st.step : epoch * steps_per_epoch + first_batch;
+    if (st.loss_scale > 0) scaler.restore(st.loss_scale, st.loss_scale_good_steps);
     if (s.is_root()) {
       spdlog::info("resumed from {} at epoch {} step {} ({} samples of the epoch done)", resume, epoch + 1, step,
                    st.epoch_samples);
@@ -294,7 +301,6 @@ TrainSummary Trainer::run() {
   TrainSummary summary;
   bool have_first = false;
   at::Tensor loss_sum = at::zeros({}, at::TensorOptions().dtype(at::kFloat).device(s.device));
-  LossScaler scaler(s.precision == Precision::kFp16);  // See Note [loss scaling and bad steps].
   int64_t loss_count = 0, interval_steps = 0, bad_in_row = 0;
   auto interval_start = Clock::now();
   const auto ce_options = torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(c.train.label_smoothing);
@@ -310,6 +316,7 @@ TrainSummary Trainer::run() {
     st.test_accuracy = accuracy;
     st.model_name = c.model.name;
     st.config_yaml = c.to_yaml();
+    if (scaler.enabled()) st.loss_scale = scaler.scale(), st.loss_scale_good_steps = scaler.good_steps();
     CheckpointFiles f = save_checkpoint(c.checkpoint.dir, *s.model, *s.optimizer, st);
     prune_checkpoints(c.checkpoint.dir, c.checkpoint.keep);
     spdlog::info("saved checkpoint {}", f.payload);

@@ -1,8 +1,10 @@
 // Cuts training and evaluation batches from a dataset held as uint8 images.
 //
 // A batch is an index_select of uint8 images, optionally augmented (random crop of the 4-pixel
-// zero-padded image and horizontal flip), converted to float and normalised, all as batched
-// tensor operations. Two pipelines (data.pipeline) produce identical batches:
+// zero-padded image and horizontal flip, then, when the Batcher has a cutout size, one square of
+// that side set to 0 after normalisation, i.e. to the dataset mean: DeVries & Taylor's cutout as
+// the fast CIFAR-10 recipes use it), converted to float and normalised, all as batched tensor
+// operations. Two pipelines (data.pipeline) produce identical batches:
 //   kDevice (default): the whole set lives on the training device; the cut runs there, with no
 //     per-image host work and no host-to-device copy of pixels.
 //   kHost: the set stays in host memory (for data that does not fit the device). The uint8 cut
@@ -32,13 +34,18 @@ struct Batch {
   at::Tensor labels;  // int64 [B]
 };
 
-// The crop offsets (0..8 each) and flip flag of one sample; exposed for tests.
+// The crop offsets (0..8 each), flip flag and cutout square of one sample; exposed for tests.
 struct AugmentParams {
   int dx = 4;
   int dy = 4;
   bool flip = false;
+  int cut_y = -1;  // Top-left corner of the cutout square, which lies wholly inside the image;
+  int cut_x = -1;  // -1 when cutout is 0.
 };
-AugmentParams augment_params(uint64_t seed, int64_t epoch, int64_t position);
+// `cutout` is the square's side (0: none); `height`/`width` the image's. The crop and flip do not
+// depend on the cutout settings.
+AugmentParams augment_params(uint64_t seed, int64_t epoch, int64_t position, int64_t cutout = 0,
+                             int64_t height = 32, int64_t width = 32);
 
 enum class InputPipeline { kDevice, kHost };
 // "device" or "host" (config data.pipeline); anything else is an InputError.
@@ -46,8 +53,10 @@ InputPipeline input_pipeline_from_name(const std::string& name);
 
 class Batcher {
  public:
+  // `cutout`: side of the square cut out of each augmented image (0: none; config data.cutout);
+  // at most the image's smaller side.
   Batcher(const ImageDataset& dataset, const at::Device& device,
-          InputPipeline pipeline = InputPipeline::kDevice);
+          InputPipeline pipeline = InputPipeline::kDevice, int64_t cutout = 0);
   ~Batcher();
   Batcher(const Batcher&) = delete;
   Batcher& operator=(const Batcher&) = delete;
@@ -80,13 +89,15 @@ class Batcher {
   struct Cut {
     at::Tensor images;  // uint8 [B, C, H, W]
     at::Tensor labels;  // int64 [B]
+    at::Tensor cutout;  // int64 [B, 2]: (y, x) of each cutout square; undefined when none
   };
   Cut cut(const Request& r) const;  // On the device that holds images_.
-  Batch finish(at::Tensor images_u8, at::Tensor labels) const;
+  Batch finish(const Cut& c) const;  // Normalises (and cuts out) on the device of `c`.
   Batch to_device(Cut c) const;
 
   InputPipeline pipeline_;
   at::Device device_;
+  int64_t cutout_;
   at::Tensor images_;  // uint8 [N, C, H, W] on the device (kDevice) or in host memory (kHost)
   at::Tensor labels_;  // int64 [N], next to images_
   at::Tensor scale_;   // float [1, C, 1, 1]: 1 / (255 * std)

@@ -33,6 +33,10 @@ struct CheckpointState {
   double test_accuracy = -1;  // Of the evaluation just before the save; -1 when none.
   std::string model_name;
   std::string config_yaml;
+  // fp16 dynamic loss scale (see mixed_precision.h) and its count of good steps since the last
+  // change; loss_scale 0 when the run does not scale the loss. Optional in manifests (0 when absent).
+  double loss_scale = 0;
+  int64_t loss_scale_good_steps = 0;
 };
 
 struct CheckpointFiles {

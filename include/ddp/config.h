@@ -20,6 +20,7 @@ struct Config {
     std::string root = "data";
     bool shuffle = true;
     bool augment = false;
+    int64_t cutout = 0;  // Side of the square cut out of each augmented image (0 = none).
     int64_t limit_train = 0;  // Use only the first N training images (0 = all).
     int64_t limit_test = 0;   // Use only the first N test images (0 = all).
     int64_t synthetic_train = 5000;  // Sizes of the "synthetic" dataset.

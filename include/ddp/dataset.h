@@ -22,6 +22,8 @@ struct ImageDataset {
 
   int64_t size() const { return images.size(0); }
   int64_t channels() const { return images.size(1); }
+  int64_t height() const { return images.size(2); }
+  int64_t width() const { return images.size(3); }
 };
 
 // The train or test split of config.data.dataset ("cifar10", "cifar100", "mnist", "fashion_mnist"

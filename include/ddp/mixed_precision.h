@@ -15,7 +15,8 @@
 // are finite; since the gradients are identical on all ranks after finalize(), every rank takes
 // the same branch: on overflow it halves the scale and skips the step without counting it as a
 // bad step (a non-finite *loss* still counts as one); after growth_interval good steps in a row it
-// doubles the scale. The scale is not checkpointed: a resumed run starts from init_scale again.
+// doubles the scale. The scale and its good-step count are checkpointed (manifest loss_scale,
+// loss_scale_good_steps), so a resumed fp16 run continues with the scale it had.
 #pragma once
 
 #include <c10/core/DeviceType.h>
@@ -63,6 +64,10 @@ class LossScaler {
   // True when the scale is at min_scale: an overflow there is a real divergence, not a scale
   // problem, and the trainer counts it as a bad step.
   bool at_minimum() const { return scale_ <= min_scale_; }
+  // Good steps in a row since the scale last changed.
+  int64_t good_steps() const { return good_steps_; }
+  // Continues from a checkpointed state (scale > 0, good_steps >= 0); ignored when disabled.
+  void restore(double scale, int64_t good_steps);
 
  private:
   bool enabled_;

@@ -166,7 +166,8 @@ TEST(Training, ReplicasStayBitIdentical) {
 
 // Trains 5 steps on all ranks with per-rank batch b (and `extra` settings), and on every rank
 // alone (MPI_COMM_SELF) with batch world*b*accumulate, and returns the largest parameter
-// difference between the two.
+// difference between the two. Augmentation (crop, flip, cutout) is on: it is keyed by global
+// sample position, so both runs see the same images.
 float distributed_vs_one_process(const std::vector<std::string>& extra, int accumulate = 1,
                                  int64_t* buckets_in_backward = nullptr) {
   MpiCommunicator world(MPI_COMM_WORLD, kTimeout);
@@ -175,7 +176,7 @@ float distributed_vs_one_process(const std::vector<std::string>& extra, int accu
   const int per_rank = 16;
   std::vector<std::string> common = {"train.max_steps=5", "train.momentum=0.9", "train.weight_decay=0.0005",
                                      "train.lr=0.05", "train.lr_schedule=cosine", "data.augment=true",
-                                     "dist.bucket_mb=0.05", "dist.first_bucket_mb=0.01",
+                                     "data.cutout=8", "dist.bucket_mb=0.05", "dist.first_bucket_mb=0.01",
                                      "data.synthetic_train=" + std::to_string(per_rank * n * accumulate * 8)};
   TempDir d1, d2;
   auto o1 = common, o2 = common;

@@ -75,6 +75,10 @@ expect_error() {  # name, pattern, args...
 }
 expect_error "unknown key" "unknown config key 'train.lrr'" train --config "$SRC/configs/smoke.yaml" --set train.lrr=1
 expect_error "bad value" "config key train.batch_size (--set): 'x' is not allowed" train --config "$SRC/configs/smoke.yaml" --set train.batch_size=x
+expect_error "cutout without augmentation" "data.cutout=8 is part of augmentation; set data.augment=true" train \
+  --config "$SRC/configs/smoke.yaml" --set data.augment=false --set data.cutout=8 --set log.dir=$TMP/logs_cut
+expect_error "cutout larger than the images" "data.cutout=40 does not fit" train --config "$SRC/configs/smoke.yaml" \
+  --set data.cutout=40 --set log.dir=$TMP/logs_cut
 expect_error "missing config" "cannot read config file" train --config $TMP/nope.yaml
 expect_error "missing data" "CIFAR-10 not found" train --config "$SRC/configs/seed_cnn.yaml" --set data.root=$TMP/nodata
 mkdir -p $TMP/badcifar/cifar-10-batches-bin

@@ -52,6 +52,50 @@ TEST(Batcher, AugmentationMatchesPerImageCropAndFlip) {
   }
 }
 
+TEST(Batcher, CutoutSetsOneSquarePerImageToTheMean) {
+  ImageDataset d = tiny(6);
+  const int64_t side = 8;
+  Batcher b(d, torch::kCPU, InputPipeline::kDevice, side);
+  Batcher plain(d, torch::kCPU);
+  std::vector<int64_t> idx = {0, 1, 2, 3, 4, 5}, pos = {20, 21, 22, 23, 24, 25};
+  Batch x = b.get(idx, pos, true, 7, 2);
+  Batch y = plain.get(idx, pos, true, 7, 2);  // the same crop and flip, no cutout
+  for (int i = 0; i < 6; ++i) {
+    AugmentParams p = augment_params(7, 2, pos[i], side, 32, 32);
+    ASSERT_GE(p.cut_y, 0);
+    ASSERT_GE(p.cut_x, 0);
+    auto expected = y.images[i].clone();
+    expected.narrow(1, p.cut_y, side).narrow(2, p.cut_x, side).zero_();  // 0 after normalisation = mean
+    EXPECT_TRUE(torch::equal(x.images[i], expected)) << "sample " << i;
+    EXPECT_EQ((x.images[i] == 0).sum().item<int64_t>(), 3 * side * side) << "sample " << i;
+  }
+  // Evaluation batches are never cut out.
+  EXPECT_TRUE(torch::equal(b.range(0, 6).images, plain.range(0, 6).images));
+  // Unaugmented training batches neither.
+  EXPECT_TRUE(torch::equal(b.get(idx, pos, false, 7, 2).images, plain.get(idx, pos, false, 7, 2).images));
+}
+
+TEST(Batcher, CutoutSquaresStayInsideAndVary) {
+  std::set<std::pair<int, int>> corners;
+  for (int i = 0; i < 300; ++i) {
+    AugmentParams p = augment_params(3, 1, i, 12, 28, 32);
+    AugmentParams q = augment_params(3, 1, i);
+    EXPECT_EQ(p.dx, q.dx);  // crop and flip do not depend on the cutout settings
+    EXPECT_EQ(p.dy, q.dy);
+    EXPECT_EQ(p.flip, q.flip);
+    EXPECT_EQ(q.cut_y, -1);
+    EXPECT_GE(p.cut_y, 0);
+    EXPECT_LE(p.cut_y, 28 - 12);
+    EXPECT_GE(p.cut_x, 0);
+    EXPECT_LE(p.cut_x, 32 - 12);
+    corners.insert({p.cut_y, p.cut_x});
+  }
+  EXPECT_GT(corners.size(), 150u);  // 17 x 21 = 357 corners possible
+  ImageDataset d = tiny(2);
+  EXPECT_THROW(Batcher(d, torch::kCPU, InputPipeline::kDevice, 33), InputError);
+  EXPECT_NO_THROW(Batcher(d, torch::kCPU, InputPipeline::kDevice, 32));
+}
+
 TEST(Batcher, AugmentationIsDeterministicAndVaries) {
   EXPECT_EQ(augment_params(1, 2, 3).dx, augment_params(1, 2, 3).dx);
   EXPECT_EQ(augment_params(1, 2, 3).dy, augment_params(1, 2, 3).dy);
@@ -70,7 +114,7 @@ TEST(Batcher, AugmentationIsDeterministicAndVaries) {
 
 TEST(Batcher, HostPipelineGivesTheSameBatchesAsDevicePipeline) {
   ImageDataset d = tiny(40);
-  Batcher device(d, torch::kCPU, InputPipeline::kDevice), host(d, torch::kCPU, InputPipeline::kHost);
+  Batcher device(d, torch::kCPU, InputPipeline::kDevice, 6), host(d, torch::kCPU, InputPipeline::kHost, 6);
   std::vector<std::vector<int64_t>> idx = {{3, 1, 4, 1, 5}, {9, 2, 6}, {39, 0, 7, 8}};
   std::vector<std::vector<int64_t>> pos = {{0, 1, 2, 3, 4}, {5, 6, 7}, {8, 9, 10, 11}};
   for (bool augment : {false, true}) {

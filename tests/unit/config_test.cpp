@@ -85,6 +85,10 @@ TEST(Config, ShippedConfigsParse) {
   EXPECT_EQ(fast.train.precision, "bf16");
   EXPECT_TRUE(fast.train.channels_last);
   EXPECT_EQ(fast.train.batch_size, 512);
+  EXPECT_TRUE(fast.data.augment);
+  EXPECT_EQ(fast.data.cutout, 8);
+  EXPECT_EQ(parse_config("", "t", {"data.cutout=12"}).data.cutout, 12);
+  EXPECT_THROW(parse_config("", "t", {"data.cutout=-1"}), InputError);
 }
 
 }  // namespace

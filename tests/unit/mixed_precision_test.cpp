@@ -62,6 +62,16 @@ TEST(LossScaler, HalvesOnOverflowAndGrowsAfterGoodSteps) {
   for (int i = 0; i < 3; ++i) s.update(false);
   EXPECT_EQ(s.scale(), 512.0);
   EXPECT_FALSE(s.at_minimum());
+  EXPECT_EQ(s.good_steps(), 0);
+  s.update(false);
+  EXPECT_EQ(s.good_steps(), 1);
+
+  s.restore(128.0, 2);  // Clamped to the minimum; one more good step grows it.
+  EXPECT_EQ(s.scale(), 256.0);
+  s.update(false);
+  EXPECT_EQ(s.scale(), 512.0);
+  off.restore(4096.0, 1);  // A disabled scaler stays at 1.
+  EXPECT_EQ(off.scale(), 1.0);
 }
 
 }  // namespace

@@ -1,0 +1,97 @@
+#include "ddp/checkpoint.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "ddp/mixed_precision.h"
+#include "test_files.h"
+
+namespace ddp {
+namespace {
+
+using testing::input_error_of;
+using testing::TempDir;
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+CheckpointState some_state() {
+  CheckpointState st;
+  st.epoch = 2;
+  st.step = 17;
+  st.epoch_samples = 128;
+  st.world_size = 2;
+  st.seed = 5;
+  st.test_accuracy = 0.25;
+  st.model_name = "tiny";
+  st.config_yaml = "model:\n  name: tiny\n";
+  return st;
+}
+
+TEST(Checkpoint, RoundTripKeepsProgressAndLossScale) {
+  TempDir dir;
+  torch::nn::Linear model(3, 2);
+  torch::optim::SGD opt(model->parameters(), torch::optim::SGDOptions(0.1).momentum(0.9));
+  CheckpointState st = some_state();
+  // A scale past 6 significant digits (2^24) must survive the manifest exactly.
+  st.loss_scale = 16777216.0;
+  st.loss_scale_good_steps = 1234;
+  CheckpointFiles f = save_checkpoint(dir.path(), *model, opt, st);
+
+  torch::nn::Linear other(3, 2);
+  torch::optim::SGD other_opt(other->parameters(), torch::optim::SGDOptions(0.1).momentum(0.9));
+  CheckpointState back = load_checkpoint(f.payload, *other, other_opt, "tiny");
+  EXPECT_EQ(back.step, 17);
+  EXPECT_EQ(back.epoch_samples, 128);
+  EXPECT_EQ(back.loss_scale, 16777216.0);
+  EXPECT_EQ(back.loss_scale_good_steps, 1234);
+  EXPECT_TRUE(torch::equal(model->weight, other->weight));
+
+  // A scaler restored from it continues where the saved one was: 2000 - 1234 good steps to grow.
+  LossScaler scaler(true);
+  scaler.restore(back.loss_scale, back.loss_scale_good_steps);
+  EXPECT_EQ(scaler.scale(), 16777216.0);
+  for (int i = 0; i < 2000 - 1234 - 1; ++i) scaler.update(false);
+  EXPECT_EQ(scaler.scale(), 16777216.0);
+  scaler.update(false);
+  EXPECT_EQ(scaler.scale(), 2 * 16777216.0);
+}
+
+TEST(Checkpoint, ManifestWithoutLossScaleReadsAsNone) {
+  TempDir dir;
+  torch::nn::Linear model(3, 2);
+  torch::optim::SGD opt(model->parameters(), torch::optim::SGDOptions(0.1));
+  CheckpointFiles f = save_checkpoint(dir.path(), *model, opt, some_state());
+  EXPECT_NE(read_text(f.manifest).find("\"loss_scale\": 0,"), std::string::npos);
+  // Manifests written before the loss scale was recorded still load.
+  std::string text = read_text(f.manifest);
+  const auto at = text.find("  \"loss_scale\"");
+  text.erase(at, text.find("\"model\"") - at);
+  std::ofstream(f.manifest, std::ios::trunc) << text;
+  EXPECT_EQ(text.find("loss_scale"), std::string::npos);
+  CheckpointState back = verify_checkpoint(f.manifest);
+  EXPECT_EQ(back.loss_scale, 0.0);
+  EXPECT_EQ(back.step, 17);
+}
+
+TEST(Checkpoint, TruncatedPayloadIsANamedInputError) {
+  TempDir dir;
+  torch::nn::Linear model(3, 2);
+  torch::optim::SGD opt(model->parameters(), torch::optim::SGDOptions(0.1));
+  CheckpointFiles f = save_checkpoint(dir.path(), *model, opt, some_state());
+  std::string bytes = read_text(f.payload);
+  std::ofstream(f.payload, std::ios::trunc | std::ios::binary) << bytes.substr(0, bytes.size() / 2);
+  const std::string why = input_error_of([&] { verify_checkpoint(f.payload); });
+  EXPECT_NE(why.find(f.payload + " is truncated or missing"), std::string::npos) << why;
+  EXPECT_FALSE(find_latest_checkpoint(dir.path(), nullptr).has_value());
+}
+
+}  // namespace
+}  // namespace ddp
