@@ -86,9 +86,13 @@ TrainArgs parse_train_args(const std::vector<std::string>& args) {
 
 // Intra-op threads and device for this rank, from the config and the machine.
 std::string setup_device(const Config& config, const ProcessInfo& p, int* threads_out) {
-  const int threads = choose_threads(static_cast<int>(config.train.threads),
-                                     static_cast<int>(std::thread::hardware_concurrency()), p.local_size);
+  const int threads = choose_threads(static_cast<int>(config.train.threads), p.cpus, p.cpu_sharers);
   at::set_num_threads(threads);
+  if (p.rank == 0 && threads > p.cpus) {
+    spdlog::warn("train.threads={} but rank 0 may run on only {} CPU(s): its threads will time-slice. mpirun binds "
+                 "ranks to cores by default; launch with --bind-to none (launch/local.sh does) or --map-by "
+                 "slot:PE={}, or leave train.threads=0", threads, p.cpus, threads);
+  }
   if (threads_out) *threads_out = threads;
   const bool cuda = torch::cuda::is_available();
   const int gpus = cuda ? static_cast<int>(torch::cuda::device_count()) : 0;
@@ -140,7 +144,7 @@ int train(const std::vector<std::string>& args, const ProcessInfo& p) {
 
 int bench_comm(const std::vector<std::string>& args, const ProcessInfo& p) {
   BenchCommOptions o = parse_bench_comm_args(args);
-  at::set_num_threads(choose_threads(0, static_cast<int>(std::thread::hardware_concurrency()), p.local_size));
+  at::set_num_threads(choose_threads(0, p.cpus, p.cpu_sharers));
   const bool cuda = torch::cuda::is_available();
   o.device = choose_device("auto", cuda, cuda ? static_cast<int>(torch::cuda::device_count()) : 0, p.local_rank,
                            p.local_size);
@@ -153,7 +157,7 @@ int bench_comm(const std::vector<std::string>& args, const ProcessInfo& p) {
 // ddptrain env: the report is gathered from every rank and printed by rank 0.
 int env(const std::vector<std::string>& args, const ProcessInfo& p) {
   parse_command_args(args, {});
-  const int threads = choose_threads(0, static_cast<int>(std::thread::hardware_concurrency()), p.local_size);
+  const int threads = choose_threads(0, p.cpus, p.cpu_sharers);
   at::set_num_threads(threads);
   MpiCommunicator comm(MPI_COMM_WORLD, std::chrono::seconds(60));
   const std::string report = environment_report(p, comm, threads);

@@ -21,7 +21,7 @@
 namespace ddp {
 namespace {
 
-constexpr int64_t kRankRecordBytes = 256;  // "host pid local_rank", NUL-padded.
+constexpr int64_t kRankRecordBytes = 256;  // "host pid local_rank cpus", NUL-padded.
 
 // The CUDA runtime LibTorch was built with; "none" for a CPU-only LibTorch.
 std::string libtorch_cuda_runtime() {
@@ -54,9 +54,10 @@ std::string mpi_library_version() {
 }
 
 std::string environment_report(const ProcessInfo& p, Communicator& comm, int threads) {
-  // ---- every rank: one all-gather of "host pid local_rank" ----
+  // ---- every rank: one all-gather of "host pid local_rank cpus" ----
   at::Tensor mine = at::zeros({kRankRecordBytes}, at::kByte);
-  const std::string record = p.hostname + " " + std::to_string(getpid()) + " " + std::to_string(p.local_rank);
+  const std::string record = p.hostname + " " + std::to_string(getpid()) + " " + std::to_string(p.local_rank) + " " +
+                             std::to_string(p.cpus);
   std::memcpy(mine.data_ptr(), record.data(), std::min<size_t>(record.size(), kRankRecordBytes - 1));
   at::Tensor all = comm.all_gather(mine).contiguous();
   if (comm.rank() != 0) return "";
@@ -79,8 +80,9 @@ std::string environment_report(const ProcessInfo& p, Communicator& comm, int thr
   }
   out << nccl_version_line() << "\n";
   out << "MPI: " << mpi_library_version() << "\n";
-  out << "threads: " << threads << " intra-op per rank (" << std::thread::hardware_concurrency()
-      << " cores on rank 0's node, " << p.local_size << " local ranks)\n";
+  out << "threads: " << threads << " intra-op per rank (rank 0 may run on " << p.cpus << " of the "
+      << std::thread::hardware_concurrency() << " CPUs of its node, shared by " << p.cpu_sharers << " of its "
+      << p.local_size << " local ranks)\n";
   std::string device;
   try {
     device = choose_device("auto", cuda, torch_gpus, p.local_rank, p.local_size);
@@ -92,9 +94,10 @@ std::string environment_report(const ProcessInfo& p, Communicator& comm, int thr
   for (int r = 0; r < comm.size(); ++r) {
     const char* text = reinterpret_cast<const char*>(all[r].data_ptr<uint8_t>());
     std::istringstream fields(std::string(text, strnlen(text, kRankRecordBytes)));
-    std::string host, pid, local;
-    fields >> host >> pid >> local;
-    out << "  rank " << r << ": host " << host << " | pid " << pid << " | local rank " << local << "\n";
+    std::string host, pid, local, cpus;
+    fields >> host >> pid >> local >> cpus;
+    out << "  rank " << r << ": host " << host << " | pid " << pid << " | local rank " << local << " | may run on "
+        << cpus << " CPU(s)\n";
   }
   return out.str();
 }

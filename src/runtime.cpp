@@ -1,8 +1,11 @@
 #include "ddp/runtime.h"
 
+#include <sched.h>
 #include <unistd.h>
 
 #include <sstream>
+#include <thread>
+#include <vector>
 
 #include "ddp/check.h"
 
@@ -20,6 +23,21 @@ MpiRuntime::MpiRuntime(int* argc, char*** argv) {
                                 &node_comm_));
   MPI_CHECK(MPI_Comm_rank(node_comm_, &info_.local_rank));
   MPI_CHECK(MPI_Comm_size(node_comm_, &info_.local_size));
+  // Who shares this rank's CPUs: gather every local rank's affinity mask.
+  cpu_set_t mine;
+  CPU_ZERO(&mine);
+  if (sched_getaffinity(0, sizeof(mine), &mine) != 0) {
+    for (int i = 0; i < affinity_cpu_count() && i < CPU_SETSIZE; ++i) CPU_SET(i, &mine);
+  }
+  info_.cpus = CPU_COUNT(&mine);
+  std::vector<cpu_set_t> all(static_cast<size_t>(info_.local_size));
+  MPI_CHECK(MPI_Allgather(&mine, sizeof(cpu_set_t), MPI_BYTE, all.data(), sizeof(cpu_set_t), MPI_BYTE, node_comm_));
+  info_.cpu_sharers = 0;
+  for (cpu_set_t& other : all) {
+    cpu_set_t both;
+    CPU_AND(&both, &mine, &other);
+    if (CPU_COUNT(&both) > 0) ++info_.cpu_sharers;
+  }
   char host[256] = {};
   gethostname(host, sizeof(host) - 1);
   info_.hostname = host;
@@ -67,10 +85,18 @@ std::string choose_backend(const std::string& requested, const std::string& devi
   return "mpi";
 }
 
-int choose_threads(int configured, int cores, int local_size) {
+int choose_threads(int configured, int cpus, int cpu_sharers) {
   if (configured > 0) return configured;
-  int t = cores / (local_size > 0 ? local_size : 1);
+  int t = cpus / (cpu_sharers > 0 ? cpu_sharers : 1);
   return t < 1 ? 1 : t;
+}
+
+int affinity_cpu_count() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+  const unsigned n = std::thread::hardware_concurrency();
+  return n > 0 ? static_cast<int>(n) : 1;
 }
 
 }  // namespace ddp

@@ -14,6 +14,9 @@ struct ProcessInfo {
   int world_size = 1;
   int local_rank = 0;   // Rank among the processes on this node (MPI_Comm_split_type SHARED).
   int local_size = 1;   // Processes on this node.
+  int cpus = 1;         // CPUs this process may run on (its affinity mask: mpirun binding, taskset,
+                        // a Slurm cpuset).
+  int cpu_sharers = 1;  // Processes on this node, itself included, whose masks overlap this one's.
   std::string hostname;
 };
 
@@ -46,7 +49,12 @@ std::string choose_device(const std::string& requested, bool cuda_available, int
 // Throws InputError when nccl is asked for without a GPU or without NCCL in the build.
 std::string choose_backend(const std::string& requested, const std::string& device, bool nccl_in_build);
 
-// Intra-op threads per rank: `configured` when > 0, else cores / local ranks, at least 1.
-int choose_threads(int configured, int cores, int local_size);
+// Intra-op threads per rank: `configured` when > 0, else the CPUs this rank may run on divided
+// among the local ranks that share them, at least 1. Under `mpirun --bind-to none` that is cores /
+// local ranks; a rank bound to one core gets 1 thread (more would time-slice one core).
+int choose_threads(int configured, int cpus, int cpu_sharers);
+
+// The CPUs the calling process may run on (sched_getaffinity; hardware_concurrency() if that fails).
+int affinity_cpu_count();
 
 }  // namespace ddp

@@ -80,6 +80,33 @@ mpirun2 env >"$TMP/env2.log" 2>&1; rc=$?
   && [ "$(grep -c '^LibTorch:' "$TMP/env2.log")" -eq 1 ] && pass "env on 2 ranks lists both, printed once" \
   || { fail "env on 2 ranks (rc $rc)"; cat "$TMP/env2.log"; }
 
+# Threads per rank follow the CPUs the rank may run on (its affinity mask), not the machine's count.
+N=$(nproc)
+thr() { grep -o "^threads: [0-9]*" "$1" | grep -o "[0-9]*$"; }
+timeout 60 "$MPIEXEC" -np 1 --bind-to none "$DDPTRAIN" env >"$TMP/t_none.log" 2>&1
+timeout 60 "$MPIEXEC" -np 1 --bind-to core "$DDPTRAIN" env >"$TMP/t_core.log" 2>&1
+timeout 60 taskset -c 0 "$DDPTRAIN" env >"$TMP/t_taskset.log" 2>&1
+[ "$(thr $TMP/t_none.log)" = "$N" ] && [ "$(thr $TMP/t_core.log)" = 1 ] && [ "$(thr $TMP/t_taskset.log)" = 1 ] \
+  && [ "$(thr $TMP/env2.log)" = "$(( N / 2 > 0 ? N / 2 : 1 ))" ] \
+  && pass "threads: $N unbound, 1 when bound to a core or taskset, N/2 for 2 ranks" \
+  || { fail "threads follow the affinity mask"; grep -h "^threads" $TMP/t_*.log $TMP/env2.log; }
+# train.threads sets the intra-op threads; 1 and 2 threads train alike (summation order only):
+# both learn (loss below ln 10 = 2.303 after 12 steps) to the same loss.
+for t in 1 2; do
+  timeout 300 "$DDPTRAIN" train --config "$SRC/configs/smoke.yaml" --set train.threads=$t --set train.max_steps=12 \
+    --set train.lr=0.05 --set log.every_steps=12 --set log.dir=$TMP/thr$t --set checkpoint.dir=$TMP/thr$t/ckpt >"$TMP/thr$t.log" 2>&1
+done
+loss_at() { grep -o "step 12/12 | loss [0-9.]*" "$1" | grep -o "[0-9.]*$"; }
+grep -q "| 1 intra-op threads per rank" $TMP/thr1.log && grep -q "| 2 intra-op threads per rank" $TMP/thr2.log \
+  && [ -n "$(loss_at $TMP/thr1.log)" ] \
+  && "$PY" -c "import sys; a, b = $(loss_at $TMP/thr1.log), $(loss_at $TMP/thr2.log); sys.exit(not (a < 2.28 and abs(a - b) < 2e-3))" \
+  && pass "train.threads=1 and 2: set as asked, same loss after 12 steps ($(loss_at $TMP/thr1.log) vs $(loss_at $TMP/thr2.log))" \
+  || { fail "train.threads switch"; tail -3 $TMP/thr1.log $TMP/thr2.log; }
+timeout 300 taskset -c 0 "$DDPTRAIN" train --config "$SRC/configs/smoke.yaml" --set train.threads=2 --set train.max_steps=2 \
+  --set log.dir=$TMP/thr_ts --set checkpoint.dir=$TMP/thr_ts/ckpt >"$TMP/thr_ts.log" 2>&1
+grep -q "train.threads=2 but rank 0 may run on only 1 CPU(s)" $TMP/thr_ts.log && pass "more threads than the rank's CPUs: warned" \
+  || { fail "threads beyond the affinity mask not warned"; tail -5 $TMP/thr_ts.log; }
+
 # bench-devices: a table with the CPU figure (and the GPU one, or why there is none).
 timeout 300 "$DDPTRAIN" bench-devices "${SMOKE[@]}" --set train.epochs=1 --set train.max_steps=8 --set data.synthetic_test=64 >"$TMP/bench.log" 2>&1; rc=$?
 [ $rc -eq 0 ] && grep -qE "^cpu +\| +1 \| +8 \| +[0-9.]+ \| +[0-9]+ \|" "$TMP/bench.log" \

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <thread>
+
 #include "ddp/check.h"
 
 namespace ddp {
@@ -31,11 +34,19 @@ TEST(ChooseDevice, CudaRequestedWithoutGpuIsAnError) {
   EXPECT_THROW(choose_device("cuda", false, 0, 0, 1), InputError);
 }
 
-TEST(ChooseThreads, DividesCoresAmongLocalRanks) {
-  EXPECT_EQ(choose_threads(0, 16, 4), 4);
+TEST(ChooseThreads, DividesTheRanksCpusAmongTheRanksSharingThem) {
+  EXPECT_EQ(choose_threads(0, 16, 4), 4);  // --bind-to none: 4 ranks share all 16 cores
   EXPECT_EQ(choose_threads(0, 2, 3), 1);
   EXPECT_EQ(choose_threads(0, 2, 1), 2);
-  EXPECT_EQ(choose_threads(6, 2, 1), 6);
+  EXPECT_EQ(choose_threads(0, 1, 1), 1);   // bound to one core
+  EXPECT_EQ(choose_threads(0, 8, 2), 4);   // two ranks bound to the same 8-core socket
+  EXPECT_EQ(choose_threads(6, 2, 1), 6);   // train.threads wins
+  EXPECT_EQ(choose_threads(0, 0, 0), 1);
+}
+
+TEST(ChooseThreads, AffinityCountIsPositiveAndAtMostTheMachine) {
+  EXPECT_GE(affinity_cpu_count(), 1);
+  EXPECT_LE(affinity_cpu_count(), static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
 }
 
 }  // namespace
