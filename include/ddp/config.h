@@ -48,7 +48,9 @@ struct Config {
     int64_t threads = 0;  // Intra-op threads per rank; 0 = cores / local ranks.
     int64_t accumulate_steps = 1;  // Micro-batches per optimizer step (one all-reduce each step).
     int64_t max_bad_steps = 10;    // Non-finite steps in a row that are skipped before stopping.
-    bool channels_last = false;  // NHWC memory format for 4-d weights and input batches.
+    // NHWC memory format for 4-d weights and input batches. On by default: on CPU (oneDNN) it was
+    // 1.46x (seed_cnn) and 1.10x (resnet9) faster than NCHW at fp32 (README "Speed").
+    bool channels_last = true;
     std::string precision = "fp32";  // fp32, bf16 (autocast, CPU or CUDA) or fp16 (CUDA, loss scaling).
   } train;
   struct Dist {
