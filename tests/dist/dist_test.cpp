@@ -55,6 +55,26 @@ Config small_config(const TempDir& dir, std::vector<std::string> overrides) {
   return parse_config("", "dist_test", base);
 }
 
+TEST(Communicator, OpenMpiUsesTheRingForNonBlockingAllReduce) {
+  // See Note [non-blocking all-reduce algorithm]: MpiRuntime asks libnbc for its ring (1) before
+  // MPI_Init. Read back through the MPI tool interface what the library actually took. (Run the
+  // tests without exporting OMPI_MCA_coll_libnbc_iallreduce_algorithm: a user's value wins.)
+  int provided = 0;
+  ASSERT_EQ(MPI_T_init_thread(MPI_THREAD_SINGLE, &provided), MPI_SUCCESS);
+  int index = -1;
+  if (MPI_T_cvar_get_index("coll_libnbc_iallreduce_algorithm", &index) != MPI_SUCCESS) {
+    MPI_T_finalize();
+    GTEST_SKIP() << "not Open MPI's libnbc";
+  }
+  MPI_T_cvar_handle handle;
+  int count = 0, value = -1;
+  ASSERT_EQ(MPI_T_cvar_handle_alloc(index, nullptr, &handle, &count), MPI_SUCCESS);
+  ASSERT_EQ(MPI_T_cvar_read(handle, &value), MPI_SUCCESS);
+  MPI_T_cvar_handle_free(&handle);
+  MPI_T_finalize();
+  EXPECT_EQ(value, 1) << "libnbc's MPI_Iallreduce is not the ring";
+}
+
 TEST(Communicator, CollectivesTakeCountsAndTypesFromTensors) {
   MpiCommunicator comm(MPI_COMM_WORLD, kTimeout);
   const int r = comm.rank(), n = comm.size();
