@@ -5,12 +5,7 @@
 # usage: cli_test.sh DDPTRAIN MPIEXEC SOURCE_DIR
 set -uo pipefail
 DDPTRAIN=$1 MPIEXEC=$2 SRC=$3
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-failures=0
-pass() { echo "PASS $1"; }
-fail() { echo "FAIL $1"; failures=$((failures + 1)); }
-mpirun2() { timeout 300 "$MPIEXEC" -np 2 --oversubscribe --bind-to none "$DDPTRAIN" "$@"; }
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # --version and --help
 "$DDPTRAIN" --version | grep -q "^ddptrain [0-9.]* (git .*) | LibTorch 2\." && pass version || fail version
@@ -128,7 +123,7 @@ MD5=$(md5sum "$SRV/c.tar.gz" | cut -d' ' -f1)
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 python3 -m http.server "$PORT" --bind 127.0.0.1 --directory "$SRV" >"$TMP/http.log" 2>&1 &
 HTTP_PID=$!
-trap 'kill $HTTP_PID 2>/dev/null; rm -rf "$TMP"' EXIT
+e2e_on_exit() { kill $HTTP_PID 2>/dev/null; }
 for _ in $(seq 100); do
   python3 -c "import socket; socket.create_connection(('127.0.0.1', $PORT))" 2>/dev/null && break
   sleep 0.1

@@ -6,13 +6,9 @@
 # usage: faults_test.sh DDPTRAIN MPIEXEC SOURCE_DIR
 set -uo pipefail
 DDPTRAIN=$1 MPIEXEC=$2 SRC=$3
-TMP=$(mktemp -d)
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 MNT=$TMP/small
-cleanup() { mountpoint -q "$MNT" && umount "$MNT"; rm -rf "$TMP"; }
-trap cleanup EXIT
-failures=0
-pass() { echo "PASS $1"; }
-fail() { echo "FAIL $1"; failures=$((failures + 1)); }
+e2e_on_exit() { if mountpoint -q "$MNT"; then umount "$MNT"; fi; }
 run() {  # run LOGFILE ddptrain-args...: mpirun -np 2 in the background; sets $job
   local log=$1; shift
   timeout 300 "$MPIEXEC" -np 2 --oversubscribe --bind-to none "$DDPTRAIN" "$@" >"$log" 2>&1 &

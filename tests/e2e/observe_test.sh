@@ -5,12 +5,7 @@
 # usage: observe_test.sh DDPTRAIN MPIEXEC SOURCE_DIR PYTHON   (PYTHON: with torch, tensorboard, matplotlib)
 set -uo pipefail
 DDPTRAIN=$1 MPIEXEC=$2 SRC=$3 PY=${4:-${DDPTRAIN_PYTHON:-python3}}
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-failures=0
-pass() { echo "PASS $1"; }
-fail() { echo "FAIL $1"; failures=$((failures + 1)); }
-mpirun2() { timeout 300 "$MPIEXEC" -np 2 --oversubscribe --bind-to none "$DDPTRAIN" "$@"; }
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 SMOKE=(--config "$SRC/configs/smoke.yaml" --set train.threads=1)
 
 "$PY" -c "import torch, tensorboard, matplotlib" || { echo "FAIL $PY lacks torch/tensorboard/matplotlib (bash scripts/install.sh)"; exit 1; }
