@@ -17,34 +17,10 @@ PIP_CACHE="${DDPTRAIN_PIP_CACHE:-/var/cache/ddptrain-pip}"
 [ "$(id -u)" = 0 ] || { echo "check_debootstrap: needs root (debootstrap, chroot, mount)" >&2; exit 2; }
 command -v debootstrap >/dev/null || apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
 
-mounted=()
-cleanup() {
-  local rc=$?
-  # Unmount in reverse order of mounting, before the root is deleted.
-  for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do umount -l "${mounted[$i]}" 2>/dev/null || true; done
-  if [ "${DDPTRAIN_BOOKWORM_KEEP:-0}" != 1 ] && [ -d "$ROOT" ]; then
-    if grep -q " $ROOT/" /proc/mounts; then echo "check_debootstrap: $ROOT still has mounts; not deleting" >&2
-    else rm -rf --one-file-system "$ROOT"; fi
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-mnt() { mount "$@"; mounted+=("${@: -1}"); }
-t0=$(date +%s)
-stamp() { echo "check_debootstrap: [$(( $(date +%s) - t0 )) s] $*"; }
-
-if [ ! -f "$ROOT/.debootstrap-done" ]; then
-  stamp "debootstrap bookworm into $ROOT"
-  rm -rf --one-file-system "$ROOT"
-  mkdir -p "$(dirname "$ROOT")"
-  debootstrap --variant=minbase bookworm "$ROOT" "$MIRROR" >"${ROOT%/}.debootstrap.log" 2>&1 ||
-    { tail -20 "${ROOT%/}.debootstrap.log"; exit 1; }
-  touch "$ROOT/.debootstrap-done"
-fi
-mnt -t proc proc "$ROOT/proc"
-mnt -t sysfs sys "$ROOT/sys"
-mnt --bind /dev "$ROOT/dev"
-mnt --bind /dev/pts "$ROOT/dev/pts"
+source "$here/scripts/chroot_lib.sh"
+delete=1; [ "${DDPTRAIN_BOOKWORM_KEEP:-0}" = 1 ] && delete=0
+chroot_init check_debootstrap "$ROOT" "$delete"
+chroot_prepare bookworm "$MIRROR"
 mkdir -p "$PIP_CACHE" "$ROOT/root/.cache/pip"
 mnt --bind "$PIP_CACHE" "$ROOT/root/.cache/pip"
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"

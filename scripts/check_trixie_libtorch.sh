@@ -18,28 +18,9 @@ MIRROR="${DDPTRAIN_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 [ "$(id -u)" = 0 ] || { echo "check_trixie_libtorch: needs root (debootstrap, chroot, mount)" >&2; exit 2; }
 command -v debootstrap >/dev/null || apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
 
-mounted=()
-cleanup() {
-  # Unmount in reverse order of mounting, before the root may be deleted.
-  for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do umount -l "${mounted[$i]}" 2>/dev/null || true; done
-  if [ "${DDPTRAIN_TRIXIE_CLEAN:-0}" = 1 ]; then rm -rf --one-file-system "$ROOT"; fi
-}
-trap cleanup EXIT
-mnt() { mount "$@"; mounted+=("${@: -1}"); }
-
-t0=$(date +%s)
-stamp() { echo "check_trixie_libtorch: [$(( $(date +%s) - t0 )) s] $*"; }
-if [ ! -f "$ROOT/.debootstrap-done" ]; then
-  stamp "debootstrap trixie into $ROOT"
-  rm -rf --one-file-system "$ROOT"
-  debootstrap --variant=minbase trixie "$ROOT" "$MIRROR" >"${ROOT%/}.debootstrap.log" 2>&1 ||
-    { tail -20 "${ROOT%/}.debootstrap.log"; exit 1; }
-  touch "$ROOT/.debootstrap-done"
-fi
-mnt -t proc proc "$ROOT/proc"
-mnt -t sysfs sys "$ROOT/sys"
-mnt --bind /dev "$ROOT/dev"
-mnt --bind /dev/pts "$ROOT/dev/pts"
+source "$here/scripts/chroot_lib.sh"
+chroot_init check_trixie_libtorch "$ROOT" "${DDPTRAIN_TRIXIE_CLEAN:-0}"
+chroot_prepare trixie "$MIRROR"
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf" 2>/dev/null || true
 
 stamp "apt: libtorch-dev and the build dependencies"
