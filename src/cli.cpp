@@ -84,15 +84,22 @@ TrainArgs parse_train_args(const std::vector<std::string>& args) {
   return t;
 }
 
-// Intra-op threads and device for this rank, from the config and the machine.
-std::string setup_device(const Config& config, const ProcessInfo& p, int* threads_out) {
-  const int threads = choose_threads(static_cast<int>(config.train.threads), p.cpus, p.cpu_sharers);
+// Sets this rank's intra-op threads: `configured` (train.threads), or for 0 the rank's share of
+// its CPUs. Rank 0 warns when asked for more threads than it has CPUs.
+int setup_threads(int64_t configured, const ProcessInfo& p) {
+  const int threads = choose_threads(static_cast<int>(configured), p.cpus, p.cpu_sharers);
   at::set_num_threads(threads);
   if (p.rank == 0 && threads > p.cpus) {
     spdlog::warn("train.threads={} but rank 0 may run on only {} CPU(s): its threads will time-slice. mpirun binds "
                  "ranks to cores by default; launch with --bind-to none (launch/local.sh does) or --map-by "
                  "slot:PE={}, or leave train.threads=0", threads, p.cpus, threads);
   }
+  return threads;
+}
+
+// Intra-op threads and device for this rank, from the config and the machine.
+std::string setup_device(const Config& config, const ProcessInfo& p, int* threads_out) {
+  const int threads = setup_threads(config.train.threads, p);
   if (threads_out) *threads_out = threads;
   const bool cuda = torch::cuda::is_available();
   const int gpus = cuda ? static_cast<int>(torch::cuda::device_count()) : 0;
@@ -144,11 +151,8 @@ int train(const std::vector<std::string>& args, const ProcessInfo& p) {
 
 int bench_comm(const std::vector<std::string>& args, const ProcessInfo& p) {
   BenchCommOptions o = parse_bench_comm_args(args);
-  at::set_num_threads(choose_threads(0, p.cpus, p.cpu_sharers));
-  const bool cuda = torch::cuda::is_available();
-  o.device = choose_device("auto", cuda, cuda ? static_cast<int>(torch::cuda::device_count()) : 0, p.local_rank,
-                           p.local_size);
-  Config c;
+  Config c;  // Defaults: threads from the rank's CPUs, device auto.
+  o.device = setup_device(c, p, nullptr);
   auto comm = make_communicator(c, o.device);
   run_bench_comm(*comm, o);
   return 0;
@@ -157,8 +161,7 @@ int bench_comm(const std::vector<std::string>& args, const ProcessInfo& p) {
 // ddptrain env: the report is gathered from every rank and printed by rank 0.
 int env(const std::vector<std::string>& args, const ProcessInfo& p) {
   parse_command_args(args, {});
-  const int threads = choose_threads(0, p.cpus, p.cpu_sharers);
-  at::set_num_threads(threads);
+  const int threads = setup_threads(0, p);
   MpiCommunicator comm(MPI_COMM_WORLD, std::chrono::seconds(60));
   const std::string report = environment_report(p, comm, threads);
   if (p.rank == 0) std::cout << report << std::flush;

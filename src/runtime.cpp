@@ -3,6 +3,7 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <sstream>
 #include <thread>
@@ -11,6 +12,19 @@
 #include "ddp/check.h"
 
 namespace ddp {
+namespace {
+
+// The CPUs this process may run on; CPUs 0..n-1 of the machine when the mask is unavailable.
+cpu_set_t own_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0) return set;
+  const int n = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  for (int i = 0; i < n && i < CPU_SETSIZE; ++i) CPU_SET(i, &set);
+  return set;
+}
+
+}  // namespace
 
 MpiRuntime::MpiRuntime(int* argc, char*** argv) {
   // Note [non-blocking all-reduce algorithm]: gradients travel through MPI_Iallreduce (polled
@@ -31,11 +45,7 @@ MpiRuntime::MpiRuntime(int* argc, char*** argv) {
   MPI_CHECK(MPI_Comm_rank(node_comm_, &info_.local_rank));
   MPI_CHECK(MPI_Comm_size(node_comm_, &info_.local_size));
   // Who shares this rank's CPUs: gather every local rank's affinity mask.
-  cpu_set_t mine;
-  CPU_ZERO(&mine);
-  if (sched_getaffinity(0, sizeof(mine), &mine) != 0) {
-    for (int i = 0; i < affinity_cpu_count() && i < CPU_SETSIZE; ++i) CPU_SET(i, &mine);
-  }
+  cpu_set_t mine = own_cpus();
   info_.cpus = CPU_COUNT(&mine);
   std::vector<cpu_set_t> all(static_cast<size_t>(info_.local_size));
   MPI_CHECK(MPI_Allgather(&mine, sizeof(cpu_set_t), MPI_BYTE, all.data(), sizeof(cpu_set_t), MPI_BYTE, node_comm_));
@@ -99,11 +109,8 @@ int choose_threads(int configured, int cpus, int cpu_sharers) {
 }
 
 int affinity_cpu_count() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
-  const unsigned n = std::thread::hardware_concurrency();
-  return n > 0 ? static_cast<int>(n) : 1;
+  cpu_set_t set = own_cpus();
+  return CPU_COUNT(&set);
 }
 
 }  // namespace ddp
