@@ -82,6 +82,17 @@ void ensure_writable_dir(const std::string& dir, const std::string& key) {
   std::remove(probe.c_str());
 }
 
+// This rank's samples [lo, hi) of the epoch: dataset indices and the global positions that key
+// their augmentation.
+struct SampleSlice {
+  std::vector<int64_t> indices, positions;
+};
+SampleSlice slice_of(const DistributedSampler& sampler, const std::vector<int64_t>& indices, int64_t lo, int64_t hi) {
+  SampleSlice s{std::vector<int64_t>(indices.begin() + lo, indices.begin() + hi), std::vector<int64_t>(hi - lo)};
+  for (int64_t i = lo; i < hi; ++i) s.positions[i - lo] = sampler.global_position(i);
+  return s;
+}
+
 // Host pipeline (data.pipeline=host): starts cutting the batch of this epoch's samples
 // [lo, lo + n) on the background thread, to overlap with the step about to run. A wrong guess
 // costs only the overlap: Batcher::get() recomputes a batch it was not asked to prefetch.
@@ -89,9 +100,8 @@ void prefetch_next(Batcher& batcher, const DistributedSampler& sampler, const st
                    int64_t lo, int64_t n, const Config& c, int64_t epoch) {
   if (batcher.pipeline() != InputPipeline::kHost || lo >= sampler.num_samples()) return;
   const int64_t hi = std::min(lo + n, sampler.num_samples());
-  std::vector<int64_t> idx(indices.begin() + lo, indices.begin() + hi), pos(hi - lo);
-  for (int64_t i = lo; i < hi; ++i) pos[i - lo] = sampler.global_position(i);
-  batcher.prefetch(idx, pos, c.data.augment, static_cast<uint64_t>(c.train.seed), epoch);
+  const SampleSlice next = slice_of(sampler, indices, lo, hi);
+  batcher.prefetch(next.indices, next.positions, c.data.augment, static_cast<uint64_t>(c.train.seed), epoch);
 }
 
 std::string fmt_eta(double seconds) {
@@ -368,11 +378,10 @@ TrainSummary Trainer::run() {
         const int64_t mlo = std::min(lo + m * batch, hi), mhi = std::min(mlo + batch, hi);
         const bool last = m == micro - 1;
         if (mhi == mlo && !last) continue;
-        std::vector<int64_t> idx(indices.begin() + mlo, indices.begin() + mhi), pos(mhi - mlo);
-        for (int64_t i = mlo; i < mhi; ++i) pos[i - mlo] = sampler.global_position(i);
+        const SampleSlice slice = slice_of(sampler, indices, mlo, mhi);
         if (last) s.sync->prepare();
         if (mhi > mlo) {
-          Batch data = s.train_batches->get(idx, pos, c.data.augment, static_cast<uint64_t>(c.train.seed), epoch);
+          Batch data = s.train_batches->get(slice.indices, slice.positions, c.data.augment, static_cast<uint64_t>(c.train.seed), epoch);
           // Host pipeline: start cutting the next micro-batch while this one trains.
           if (step + 1 < total_steps || !last) prefetch_next(*s.train_batches, sampler, indices, mhi, batch, c, epoch);
           lap(tm.data_s);
