@@ -93,14 +93,16 @@ void GradientSynchronizer::prepare() {
 // `new_grad`, either of which may be undefined) into its bucket slice.
 void GradientSynchronizer::fill_slice(int64_t i, const at::Tensor& new_grad) {
   const at::Tensor& p = params_[i];
-  at::Tensor slice = flat_[bucket_of_[i]].narrow(0, offset_of_[i], p.numel());
+  // Shaped like the parameter, so a gradient in another memory layout (channels_last) is written
+  // in one strided copy instead of a reshape copy and then a second copy.
+  at::Tensor slice = flat_[bucket_of_[i]].narrow(0, offset_of_[i], p.numel()).view(p.sizes());
   const at::Tensor& accumulated = p.grad();
   if (accumulated.defined() && new_grad.defined()) {
-    slice.copy_((accumulated + new_grad).reshape({-1}));
+    at::add_out(slice, accumulated, new_grad);
   } else if (new_grad.defined()) {
-    slice.copy_(new_grad.reshape({-1}));
+    slice.copy_(new_grad);
   } else if (accumulated.defined()) {
-    slice.copy_(accumulated.reshape({-1}));
+    slice.copy_(accumulated);
   } else {
     slice.zero_();
   }
