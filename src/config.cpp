@@ -154,6 +154,8 @@ const std::vector<Field>& fields() {
       int_field("train.max_bad_steps", DDP_REF(train.max_bad_steps), 0),
       bool_field("train.channels_last", DDP_REF(train.channels_last)),
       string_field("train.precision", DDP_REF(train.precision), {"fp32", "bf16", "fp16"}),
+      double_field("train.loss_scale", DDP_REF(train.loss_scale), 1.0, 1e30),
+      int_field("train.loss_scale_growth_steps", DDP_REF(train.loss_scale_growth_steps), 1),
       string_field("dist.backend", DDP_REF(dist.backend), {"auto", "mpi", "nccl"}),
       string_field("dist.device", DDP_REF(dist.device), {"auto", "cpu", "cuda"}),
       double_field("dist.bucket_mb", DDP_REF(dist.bucket_mb), 0.0, 4096.0, true),

@@ -117,7 +117,9 @@ Trainer::Trainer(Config config, Communicator& comm, const c10::Device& device, I
     : s_(std::make_unique<State>(std::move(config), comm, device, std::move(train), std::move(test))) {
   const Config& c = s_->config;
   s_->precision = precision_from_name(c.train.precision);
-  check_precision(s_->precision, device.type());
+  if (const std::string w = precision_warning(s_->precision, device.type()); !w.empty() && s_->is_root()) {
+    spdlog::warn("{}", w);
+  }
   torch::manual_seed(static_cast<uint64_t>(c.train.seed));
   s_->model = make_model(c.model.name, s_->train_data.channels(), s_->train_data.num_classes);
   s_->model->to(device);
@@ -269,7 +271,8 @@ TrainSummary Trainer::run() {
   schedule.gamma = c.train.lr_gamma;
   schedule.total_steps = total_steps;
 
-  LossScaler scaler(s.precision == Precision::kFp16);  // See Note [loss scaling and bad steps].
+  // See Note [loss scaling and bad steps].
+  LossScaler scaler(s.precision == Precision::kFp16, c.train.loss_scale, c.train.loss_scale_growth_steps);
 
   // ---- every rank: resume (all read the same checkpoint) ----
   int64_t step = 0, epoch = 0, first_batch = 0;
@@ -429,6 +432,7 @@ TrainSummary Trainer::run() {
       const bool nonfinite = (loss_nonfinite || grad_nonfinite) && !scale_overflow;
       lap(tm.check_s);
       if (scale_overflow) {
+        ++summary.overflow_steps;
         if (s.is_root()) spdlog::info("step {}: fp16 gradient overflow; step skipped, loss scale now {}", step + 1, scaler.scale());
       } else if (nonfinite) {
         ++summary.bad_steps;
@@ -471,11 +475,20 @@ TrainSummary Trainer::run() {
         const double secs = std::chrono::duration<double>(Clock::now() - interval_start).count();
         const double ms_per_step = 1000.0 * secs / std::max<int64_t>(1, interval_steps);
         const double ips = static_cast<double>(interval_steps * global_per_step) / std::max(secs, 1e-9);
-        if (!have_first) summary.first_loss = loss_value, have_first = true;
-        summary.last_loss = loss_value;
-        last_loss = loss_value;
+        // Every step of the interval skipped (fp16 overflow or non-finite; agreed, so the same on
+        // all ranks): there is no loss to report, and 0 would be a lie.
+        const bool applied = loss_count > 0;
+        if (applied) {
+          if (!have_first) summary.first_loss = loss_value, have_first = true;
+          summary.last_loss = loss_value;
+          last_loss = loss_value;
+        }
         // ---- rank 0 only: log line (or progress line), metrics, TensorBoard ----
-        if (s.is_root()) {
+        if (s.is_root() && !applied && !progress.enabled()) {
+          spdlog::info("epoch {} step {}/{} | no step applied since the last log line (all {} skipped) | lr {:.4g}",
+                       epoch + 1, step, total_steps, interval_steps, lr);
+        }
+        if (s.is_root() && applied) {
           const double eta = ms_per_step * static_cast<double>(total_steps - step) / 1000.0;
           if (!progress.enabled()) {
             spdlog::info("epoch {} step {}/{} | loss {:.4f} | lr {:.4g} | {:.1f} ms/step | {:.0f} img/s | eta {}",
@@ -530,6 +543,7 @@ TrainSummary Trainer::run() {
           epoch_end ? save(epoch + 1, 0, -1) : save(epoch, (b + 1) * global_per_step, -1);
         }
         summary.stopped_by_signal = true;
+        summary.loss_scale = scaler.enabled() ? scaler.scale() : 0.0;
         summary.steps = step;
         summary.epochs = epoch;
         summary.wall_s = std::chrono::duration<double>(Clock::now() - start).count();
@@ -560,9 +574,17 @@ TrainSummary Trainer::run() {
   summary.steps = step;
   summary.epochs = epoch;
   summary.wall_s = std::chrono::duration<double>(Clock::now() - start).count();
+  summary.loss_scale = scaler.enabled() ? scaler.scale() : 0.0;
   if (s.is_root()) {
-    spdlog::info("total wall time {:.2f} s ({} steps{})", summary.wall_s, step,
-                 summary.bad_steps ? ", " + std::to_string(summary.bad_steps) + " skipped as non-finite" : "");
+    std::string skipped;
+    if (summary.bad_steps) skipped += ", " + std::to_string(summary.bad_steps) + " skipped as non-finite";
+    if (scaler.enabled()) {
+      char buf[96];
+      std::snprintf(buf, sizeof(buf), ", %lld skipped for fp16 overflow, loss scale %g",
+                    static_cast<long long>(summary.overflow_steps), scaler.scale());
+      skipped += buf;
+    }
+    spdlog::info("total wall time {:.2f} s ({} steps{})", summary.wall_s, step, skipped);
   }
   return summary;
 }

@@ -56,6 +56,8 @@ struct TrainSummary {
   double first_loss = 0;  // Mean training loss over the first log interval.
   double last_loss = 0;   // Mean training loss over the last log interval.
   int64_t bad_steps = 0;  // Steps skipped for non-finite loss or gradients.
+  int64_t overflow_steps = 0;  // fp16: steps skipped because the scaled gradients overflowed.
+  double loss_scale = 0;       // fp16: the loss scale at the end of the run (0 otherwise).
   bool stopped_by_signal = false;  // Stopped early by an agreed stop request; checkpoint saved.
   StepTimes timing;                // Steady-state steps of this run.
   EvalResult eval;

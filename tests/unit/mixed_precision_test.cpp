@@ -11,16 +11,21 @@
 namespace ddp {
 namespace {
 
-TEST(Precision, NamesAndDeviceChecks) {
+TEST(Precision, NamesDeviceWarningsAndLossScaleSettings) {
   EXPECT_EQ(precision_from_name("fp32"), Precision::kFp32);
   EXPECT_EQ(precision_from_name("bf16"), Precision::kBf16);
   EXPECT_EQ(precision_from_name("fp16"), Precision::kFp16);
   EXPECT_THROW(precision_from_name("fp8"), InputError);
-  EXPECT_NO_THROW(check_precision(Precision::kBf16, c10::DeviceType::CPU));
-  EXPECT_NO_THROW(check_precision(Precision::kFp16, c10::DeviceType::CUDA));
-  EXPECT_THROW(check_precision(Precision::kFp16, c10::DeviceType::CPU), InputError);
+  EXPECT_EQ(precision_warning(Precision::kBf16, c10::DeviceType::CPU), "");
+  EXPECT_EQ(precision_warning(Precision::kFp16, c10::DeviceType::CUDA), "");
+  EXPECT_NE(precision_warning(Precision::kFp16, c10::DeviceType::CPU).find("train.precision=bf16"), std::string::npos);
   EXPECT_EQ(parse_config("", "t", {"train.precision=bf16"}).train.precision, "bf16");
   EXPECT_THROW(parse_config("", "t", {"train.precision=half"}), InputError);
+  const Config fp16 = parse_config("", "t", {"train.loss_scale=1024", "train.loss_scale_growth_steps=7"});
+  EXPECT_EQ(fp16.train.loss_scale, 1024.0);
+  EXPECT_EQ(fp16.train.loss_scale_growth_steps, 7);
+  EXPECT_THROW(parse_config("", "t", {"train.loss_scale=0.5"}), InputError);  // Below the minimum scale 1.
+  EXPECT_THROW(parse_config("", "t", {"train.loss_scale_growth_steps=0"}), InputError);
 }
 
 TEST(Precision, AutocastGuardCastsConvolutionsAndRestoresState) {
