@@ -4,8 +4,23 @@
 #include <c10/core/GradMode.h>
 
 #include <map>
+#include <sstream>
 
 namespace ddp {
+
+Staged::Staged(const at::Tensor& t, const at::Device& device) : target_(t) {
+  buffer_ = (t.device() == device && t.is_contiguous()) ? t : t.to(device).contiguous();
+}
+
+void Staged::finish() {
+  if (!buffer_.is_same(target_)) target_.copy_(buffer_);
+}
+
+std::string describe_collective(const char* name, int64_t sequence, const at::Tensor& t) {
+  std::ostringstream s;
+  s << name << " #" << sequence << " (" << t.numel() << " x " << t.dtype() << ", " << t.nbytes() << " B)";
+  return s.str();
+}
 
 void broadcast_tensors(Communicator& comm, const std::vector<at::Tensor>& tensors, int root) {
   if (comm.size() == 1 || tensors.empty()) return;

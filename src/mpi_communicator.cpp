@@ -12,26 +12,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string describe(const char* name, int64_t seq, const at::Tensor& t) {
-  std::ostringstream s;
-  s << name << " #" << seq << " (" << t.numel() << " x " << t.dtype() << ", " << t.nbytes()
-    << " B)";
-  return s.str();
-}
-
-// Host buffer to hand to MPI: the tensor itself when it is a contiguous CPU tensor, else a
-// contiguous CPU copy that finish() writes back.
-struct Staged {
-  at::Tensor target;
-  at::Tensor host;
-  explicit Staged(const at::Tensor& t) : target(t) {
-    host = (t.is_cpu() && t.is_contiguous()) ? t : t.to(at::kCPU).contiguous();
-  }
-  void finish() {
-    if (!host.is_same(target)) target.copy_(host);
-  }
-};
-
 class MpiWork : public Work {
  public:
   MpiWork(Staged staged, MPI_Request request, ReduceOp op, int world, int rank,
@@ -57,7 +37,7 @@ class MpiWork : public Work {
   void complete() {
     done_ = true;
     // Scale after the wait: dividing before the reduction completes is a classic bug.
-    if (op_ == ReduceOp::kAvg && world_ > 1) staged_.host.div_(world_);
+    if (op_ == ReduceOp::kAvg && world_ > 1) staged_.buffer().div_(world_);
     staged_.finish();
   }
 
@@ -140,23 +120,23 @@ MpiCommunicator::MpiCommunicator(MPI_Comm comm, std::chrono::milliseconds timeou
 
 std::unique_ptr<Work> MpiCommunicator::all_reduce_async(at::Tensor tensor, ReduceOp op) {
   const int64_t seq = sequence_++;
-  Staged staged(tensor);
-  DDP_CHECK(staged.host.numel() <= INT32_MAX, "tensor too large for one MPI call");
+  Staged staged(tensor, at::kCPU);
+  const at::Tensor& host = staged.buffer();
+  DDP_CHECK(host.numel() <= INT32_MAX, "tensor too large for one MPI call");
   MPI_Request request;
-  MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, staged.host.data_ptr(),
-                           static_cast<int>(staged.host.numel()), mpi_datatype(staged.host),
-                           sum_op(staged.host), comm_, &request));
+  MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, host.data_ptr(), static_cast<int>(host.numel()), mpi_datatype(host),
+                           sum_op(host), comm_, &request));
   return std::make_unique<MpiWork>(std::move(staged), request, op, size_, rank_, timeout_,
-                                   describe("all_reduce", seq, tensor));
+                                   describe_collective("all_reduce", seq, tensor));
 }
 
 void MpiCommunicator::broadcast(at::Tensor tensor, int root) {
   const int64_t seq = sequence_++;
-  Staged staged(tensor);
+  Staged staged(tensor, at::kCPU);
+  const at::Tensor& host = staged.buffer();
   MPI_Request request;
-  MPI_CHECK(MPI_Ibcast(staged.host.data_ptr(), static_cast<int>(staged.host.numel()),
-                       mpi_datatype(staged.host), root, comm_, &request));
-  wait_with_deadline(&request, timeout_, rank_, describe("broadcast", seq, tensor));
+  MPI_CHECK(MPI_Ibcast(host.data_ptr(), static_cast<int>(host.numel()), mpi_datatype(host), root, comm_, &request));
+  wait_with_deadline(&request, timeout_, rank_, describe_collective("broadcast", seq, tensor));
   staged.finish();
 }
 
@@ -170,7 +150,7 @@ at::Tensor MpiCommunicator::all_gather(const at::Tensor& tensor) {
   MPI_CHECK(MPI_Iallgather(send.data_ptr(), static_cast<int>(send.numel()), mpi_datatype(send),
                            out.data_ptr(), static_cast<int>(send.numel()), mpi_datatype(send),
                            comm_, &request));
-  wait_with_deadline(&request, timeout_, rank_, describe("all_gather", seq, tensor));
+  wait_with_deadline(&request, timeout_, rank_, describe_collective("all_gather", seq, tensor));
   return out.to(tensor.device());
 }
 

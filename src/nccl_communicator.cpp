@@ -9,6 +9,8 @@
 #include <nccl.h>
 #include <sched.h>
 
+#include <exception>
+#include <optional>
 #include <sstream>
 
 #include "ddp/check.h"
@@ -17,7 +19,7 @@
 #define NCCL_CHECK(call)                                                                      \
   do {                                                                                        \
     ncclResult_t ddp_nccl_rc_ = (call);                                                       \
-    DDP_CHECK(ddp_nccl_rc_ == ncclSuccess || ddp_nccl_rc_ == ncclInProgress,                  \
+    DDP_CHECK(ddp_nccl_rc_ == ncclSuccess,                                                    \
               #call << " failed: " << ncclGetErrorString(ddp_nccl_rc_) << " ("                \
                     << ncclGetLastError(nullptr) << ")");                                     \
   } while (0)
@@ -65,8 +67,9 @@ class NcclCommunicator;
 
 class NcclWork : public Work {
  public:
-  NcclWork(NcclCommunicator* comm, std::unique_ptr<CudaEvent> done, std::string what)
-      : comm_(comm), done_(std::move(done)), what_(std::move(what)), start_(Clock::now()) {}
+  NcclWork(NcclCommunicator* comm, std::unique_ptr<CudaEvent> done, std::string what, std::optional<Staged> staged)
+      : comm_(comm), done_(std::move(done)), what_(std::move(what)), start_(Clock::now()),
+        staged_(std::move(staged)) {}
   void wait() override;
   bool test() override;
 
@@ -75,6 +78,7 @@ class NcclWork : public Work {
   std::unique_ptr<CudaEvent> done_;
   std::string what_;
   Clock::time_point start_;
+  std::optional<Staged> staged_;  // Written back once the collective completed.
   bool finished_ = false;
 };
 
@@ -90,14 +94,25 @@ class NcclCommunicator : public Communicator {
     MPI_Request request;
     MPI_CHECK(MPI_Ibcast(&id, sizeof(id), MPI_BYTE, 0, mpi, &request));
     wait_with_deadline(&request, timeout_, rank_, "broadcast of the ncclUniqueId");
-    NCCL_CHECK(ncclCommInitRank(&comm_, size_, id, rank_));
+    // Blocking mode whatever NCCL_COMM_BLOCKING says: every NCCL call has then finished its
+    // host-side work when it returns (a non-blocking communicator returns ncclInProgress, and a
+    // done event recorded after it could complete before the collective was even enqueued).
+    ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+    config.blocking = 1;
+    NCCL_CHECK(ncclCommInitRankConfig(&comm_, size_, id, rank_, &config));
     stream_ = std::make_unique<c10::cuda::CUDAStream>(
         c10::cuda::getStreamFromPool(/*isHighPriority=*/true, static_cast<c10::DeviceIndex>(device)));
   }
   ~NcclCommunicator() override {
-    if (!comm_) return;
-    if (aborted_) return;
-    ncclCommDestroy(comm_);
+    if (!comm_ || aborted_) return;
+    // Unwinding from an error (this rank's own, or a peer's timeout): ncclCommDestroy can wait
+    // forever for collectives the peers will never join, and the error would never be printed.
+    // Abort instead, as PyTorch's ProcessGroupNCCL does.
+    if (std::uncaught_exceptions() > 0) {
+      ncclCommAbort(comm_);
+    } else {
+      ncclCommDestroy(comm_);
+    }
   }
   NcclCommunicator(const NcclCommunicator&) = delete;
   NcclCommunicator& operator=(const NcclCommunicator&) = delete;
@@ -106,31 +121,35 @@ class NcclCommunicator : public Communicator {
   int size() const override { return size_; }
   std::string backend() const override { return "nccl"; }
 
-  std::unique_ptr<Work> all_reduce_async(at::Tensor t, ReduceOp op) override {
-    const std::string what = describe("all_reduce", t);
-    check_tensor(t, what);
-    return launch(t, what, [&](cudaStream_t s) {
+  // Tensors elsewhere than a contiguous cuda:<device> tensor (the trainer's CPU flags and sums)
+  // go through a Staged copy on the device, written back when the work completes.
+  std::unique_ptr<Work> all_reduce_async(at::Tensor tensor, ReduceOp op) override {
+    const std::string what = describe_collective("all_reduce", sequence_++, tensor);
+    Staged staged(tensor, cuda_device());
+    const at::Tensor t = staged.buffer();
+    return launch(t, what, std::move(staged), [&](cudaStream_t s) {
       NCCL_CHECK(ncclAllReduce(t.data_ptr(), t.data_ptr(), static_cast<size_t>(t.numel()), nccl_type(t),
                                op == ReduceOp::kAvg ? ncclAvg : ncclSum, comm_, s));
     });
   }
 
-  void broadcast(at::Tensor t, int root) override {
-    const std::string what = describe("broadcast", t);
-    check_tensor(t, what);
-    launch(t, what, [&](cudaStream_t s) {
+  void broadcast(at::Tensor tensor, int root) override {
+    const std::string what = describe_collective("broadcast", sequence_++, tensor);
+    Staged staged(tensor, cuda_device());
+    const at::Tensor t = staged.buffer();
+    launch(t, what, std::move(staged), [&](cudaStream_t s) {
       NCCL_CHECK(ncclBroadcast(t.data_ptr(), t.data_ptr(), static_cast<size_t>(t.numel()), nccl_type(t),
                                root, comm_, s));
     })->wait();
   }
 
   at::Tensor all_gather(const at::Tensor& tensor) override {
-    at::Tensor t = tensor.to(at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(device_))).contiguous();
+    at::Tensor t = tensor.to(cuda_device()).contiguous();
     std::vector<int64_t> shape{size_};
     for (auto d : t.sizes()) shape.push_back(d);
     at::Tensor out = at::empty(shape, t.options());
-    const std::string what = describe("all_gather", t);
-    launch(out, what, [&](cudaStream_t s) {
+    const std::string what = describe_collective("all_gather", sequence_++, t);
+    launch(out, what, std::nullopt, [&](cudaStream_t s) {
       c10::cuda::CUDACachingAllocator::recordStream(t.storage().data_ptr(), *stream_);
       NCCL_CHECK(ncclAllGather(t.data_ptr(), out.data_ptr(), static_cast<size_t>(t.numel()), nccl_type(t),
                                comm_, s));
@@ -139,7 +158,7 @@ class NcclCommunicator : public Communicator {
   }
 
   void barrier() override {
-    at::Tensor one = at::ones({1}, at::TensorOptions().device(at::kCUDA, static_cast<c10::DeviceIndex>(device_)));
+    at::Tensor one = at::ones({1}, at::TensorOptions().device(cuda_device()));
     all_reduce(one, ReduceOp::kSum);
   }
 
@@ -165,21 +184,12 @@ class NcclCommunicator : public Communicator {
   }
 
  private:
-  std::string describe(const char* name, const at::Tensor& t) {
-    std::ostringstream s;
-    s << name << " #" << sequence_++ << " (" << t.numel() << " x " << t.dtype() << ", " << t.nbytes() << " B)";
-    return s.str();
-  }
-
-  void check_tensor(const at::Tensor& t, const std::string& what) {
-    DDP_CHECK(t.is_cuda() && t.get_device() == device_ && t.is_contiguous(),
-              what << ": NCCL needs a contiguous tensor on cuda:" << device_ << ", got " << t.device());
-  }
+  at::Device cuda_device() const { return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(device_)); }
 
   // Orders the communication stream after the current stream, runs `issue` on it, records a
   // done event, and keeps `t`'s memory alive for the communication stream.
   template <typename Issue>
-  std::unique_ptr<Work> launch(const at::Tensor& t, const std::string& what, Issue issue) {
+  std::unique_ptr<Work> launch(const at::Tensor& t, const std::string& what, std::optional<Staged> staged, Issue issue) {
     DDP_CHECK(!aborted_, what << ": the NCCL communicator was aborted by an earlier error");
     c10::cuda::CUDAGuard guard(static_cast<c10::DeviceIndex>(device_));
     CudaEvent ready;
@@ -189,7 +199,7 @@ class NcclCommunicator : public Communicator {
     c10::cuda::CUDACachingAllocator::recordStream(t.storage().data_ptr(), *stream_);
     auto done = std::make_unique<CudaEvent>();
     CUDA_CHECK(cudaEventRecord(done->get(), stream_->stream()));
-    return std::make_unique<NcclWork>(this, std::move(done), what);
+    return std::make_unique<NcclWork>(this, std::move(done), what, std::move(staged));
   }
 
   void abort() {
@@ -210,7 +220,10 @@ class NcclCommunicator : public Communicator {
 bool NcclWork::test() {
   if (finished_) return true;
   const cudaError_t rc = cudaEventQuery(done_->get());
-  if (rc == cudaSuccess) return finished_ = true;
+  if (rc == cudaSuccess) {
+    if (staged_) staged_->finish();
+    return finished_ = true;
+  }
   DDP_CHECK(rc == cudaErrorNotReady, what_ << ": " << cudaGetErrorString(rc));
   comm_->check_health(what_, start_);
   return false;

@@ -54,6 +54,28 @@ class Communicator {
 
 namespace ddp {
 
+// A tensor as a backend's collective needs it: `t` itself when it is contiguous on `device`, else
+// a contiguous copy there that finish() writes back into `t`. Callers hand the communicators
+// tensors wherever they live (the trainer's small flags and sums stay on the CPU under NCCL;
+// GPU gradients go through MPI when NCCL is not built); both backends stage through this one
+// class (MPI to host memory, NCCL to the rank's GPU), so the CPU tests run the code the GPU path
+// uses.
+class Staged {
+ public:
+  Staged(const at::Tensor& t, const at::Device& device);
+  // What the collective reads and writes.
+  const at::Tensor& buffer() const { return buffer_; }
+  // After the collective completed: copies the result back when buffer() is a copy.
+  void finish();
+
+ private:
+  at::Tensor target_;
+  at::Tensor buffer_;
+};
+
+// "all_reduce #12 (1024 x float, 4096 B)": names a collective in errors and timeouts.
+std::string describe_collective(const char* name, int64_t sequence, const at::Tensor& t);
+
 // Broadcasts every tensor in `tensors` from `root`, in place, with one collective per dtype
 // (tensors are flattened into one buffer). Every rank passes tensors of the same shapes.
 void broadcast_tensors(Communicator& comm, const std::vector<at::Tensor>& tensors, int root);

@@ -95,9 +95,18 @@ TEST(Communicator, CollectivesTakeCountsAndTypesFromTensors) {
   auto g = comm.all_gather(torch::tensor({r, r * 10}, torch::kInt));
   ASSERT_EQ(g.sizes(), (std::vector<int64_t>{n, 2}));
   for (int i = 0; i < n; ++i) EXPECT_EQ(g[i][1].item<int>(), i * 10);
-  auto noncontig = torch::full({4, 4}, 1.0f).t();
-  comm.all_reduce(noncontig, ReduceOp::kSum);
-  EXPECT_TRUE(torch::equal(noncontig, torch::full({4, 4}, static_cast<float>(n))));
+  // Tensors that are not contiguous go through a Staged copy (the path NCCL takes for CPU
+  // tensors): the result lands in the caller's view, in its layout.
+  auto base = torch::arange(16, torch::kFloat).reshape({4, 4}) + static_cast<float>(r);
+  auto view = base.t();
+  comm.all_reduce(view, ReduceOp::kSum);
+  auto expected = (torch::arange(16, torch::kFloat).reshape({4, 4}) * n + n * (n - 1) / 2.0f);
+  EXPECT_TRUE(torch::equal(base, expected));
+  auto column_base = r == 0 ? torch::arange(12, torch::kFloat).reshape({4, 3}) : torch::zeros({4, 3});
+  auto column = column_base.select(1, 1);  // Stride 3.
+  comm.broadcast(column, 0);
+  EXPECT_TRUE(torch::equal(column, torch::tensor({1.0f, 4.0f, 7.0f, 10.0f})));
+  if (r != 0) EXPECT_EQ(column_base.select(1, 0).abs().sum().item<float>(), 0.0f) << "wrote outside the view";
   comm.barrier();
 }
 

@@ -1,11 +1,36 @@
 #include <gtest/gtest.h>
 
+#include <torch/torch.h>
+
 #include "ddp/check.h"
+#include "ddp/communicator.h"
 #include "ddp/runtime.h"
 #include "ddp/nccl_communicator.h"
 
 namespace ddp {
 namespace {
+
+TEST(Staged, UsesTheTensorItselfWhenItFitsTheDevice) {
+  at::Tensor t = torch::arange(6, torch::kFloat);
+  Staged s(t, at::kCPU);
+  EXPECT_TRUE(s.buffer().is_same(t));
+  s.buffer().mul_(2);
+  s.finish();
+  EXPECT_TRUE(torch::equal(t, torch::arange(6, torch::kFloat) * 2));
+}
+
+TEST(Staged, CopiesAViewAndWritesTheResultBackIntoIt) {
+  at::Tensor base = torch::arange(12, torch::kFloat).reshape({3, 4});
+  at::Tensor view = base.t();  // Not contiguous.
+  Staged s(view, at::kCPU);
+  ASSERT_FALSE(s.buffer().is_same(view));
+  EXPECT_TRUE(s.buffer().is_contiguous());
+  EXPECT_TRUE(torch::equal(s.buffer(), view));
+  s.buffer().add_(100);
+  EXPECT_EQ(base[0][0].item<float>(), 0.0f) << "the copy aliases the caller's tensor before finish()";
+  s.finish();
+  EXPECT_TRUE(torch::equal(base, torch::arange(12, torch::kFloat).reshape({3, 4}) + 100));
+}
 
 TEST(Backend, AutoPicksNcclOnlyForGpusWithNcclBuilt) {
   EXPECT_EQ(choose_backend("auto", "cuda:1", true), "nccl");
