@@ -98,12 +98,14 @@ void commit_file(const std::string& path, const std::string& what, Write write) 
   }
 }
 
-}  // namespace
+constexpr uint64_t kFnvOffsetBasis = 14695981039346656037ull;  // FNV-1a 64's.
+// Manifests written before 2026-11-25 used this truncated basis; they still verify.
+constexpr uint64_t kLegacyOffsetBasis = 1469598103934665603ull;
 
-uint64_t file_checksum(const std::string& path) {
+uint64_t fnv1a64_of_file(const std::string& path, uint64_t basis) {
   std::ifstream in(path, std::ios::binary);
   DDP_CHECK(static_cast<bool>(in), "cannot read " << path << ": " << std::strerror(errno));
-  uint64_t h = 1469598103934665603ull;
+  uint64_t h = basis;
   std::vector<char> buf(1 << 20);
   while (in) {
     in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
@@ -112,6 +114,9 @@ uint64_t file_checksum(const std::string& path) {
   }
   return h;
 }
+}  // namespace
+
+uint64_t file_checksum(const std::string& path) { return fnv1a64_of_file(path, kFnvOffsetBasis); }
 
 CheckpointFiles save_checkpoint(const std::string& dir, torch::nn::Module& model,
                                 torch::optim::Optimizer& optimizer, const CheckpointState& state) {
@@ -209,9 +214,10 @@ CheckpointState verify_checkpoint(const std::string& path) {
     throw InputError("checkpoint " + payload + " is truncated or missing: " + std::to_string(actual) +
                      " bytes where its manifest records " + std::to_string(bytes) + "; resume from another checkpoint");
   }
-  std::ostringstream hex;
+  std::ostringstream hex, legacy;
   hex << std::hex << file_checksum(payload);
-  if (hex.str() != checksum) {
+  if (hex.str() != checksum) legacy << std::hex << fnv1a64_of_file(payload, kLegacyOffsetBasis);
+  if (hex.str() != checksum && legacy.str() != checksum) {
     throw InputError("checkpoint " + payload + " is corrupt: checksum " + hex.str() + " does not match its manifest (" +
                      checksum + "); resume from another checkpoint");
   }
@@ -264,7 +270,11 @@ CheckpointState restore(const std::string& path, torch::nn::Module& model, torch
   }
   try {
     torch::serialize::InputArchive archive, model_archive, optim_archive;
-    archive.load_from(payload);
+    // Every tensor onto the model's device, whatever device wrote it: without this a checkpoint
+    // saved by rank 0 on cuda:0 would move every rank's parameters to cuda:0 (and could not be
+    // read at all on a machine without CUDA).
+    const auto params = model.parameters();
+    archive.load_from(payload, params.empty() ? c10::Device(c10::kCPU) : params.front().device());
     archive.read("model", model_archive);
     model.load(model_archive);
     if (optimizer) {

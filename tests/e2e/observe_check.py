@@ -5,6 +5,9 @@
                                           every scalar tag at the steps metrics.jsonl says
   observe_check.py export MODEL STATE EX  a PyTorch module of that layout loads the exported
                                           state dict (strict) and gives the C++ logits on EX's input
+  observe_check.py as-gpu CKPT OUT        copies checkpoint CKPT (payload .pt + manifest .json) to
+                                          OUT as if written on GPUs: every tensor's storage tagged
+                                          cuda:1, the manifest's size and checksum updated
 """
 import glob
 import json
@@ -104,10 +107,38 @@ def check_export(name, state_path, example_path):
     print(f"export {name}: {len(state)} tensors load strictly; logits match (max diff {diff:.2e})")
 
 
+def fnv1a64(data):
+    h = 0xcbf29ce484222325
+    for b in data:
+        h = ((h ^ b) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def as_gpu_checkpoint(payload, out):
+    """The TorchScript archive pickles each storage's location; a C++ save on cuda:1 writes
+    'cuda:1' where a CPU save writes 'cpu' (one memoised string in data.pkl)."""
+    import zipfile
+    cpu, gpu = b"X\x03\x00\x00\x00cpu", b"X\x06\x00\x00\x00cuda:1"
+    with zipfile.ZipFile(payload) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as dst:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename.endswith("/data.pkl"):
+                assert data.count(cpu) == 1, data.count(cpu)
+                data = data.replace(cpu, gpu)
+            dst.writestr(info.filename, data)
+    manifest = json.load(open(payload[:-3] + ".json"))
+    body = open(out, "rb").read()
+    manifest.update(payload=os.path.basename(out), payload_bytes=len(body), payload_fnv1a64="%x" % fnv1a64(body))
+    json.dump(manifest, open(out[:-3] + ".json", "w"), indent=2)
+    print(f"{out}: {payload} with its tensors tagged cuda:1")
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "tensorboard":
         check_tensorboard(sys.argv[2])
     elif sys.argv[1] == "export":
         check_export(sys.argv[2], sys.argv[3], sys.argv[4])
+    elif sys.argv[1] == "as-gpu":
+        as_gpu_checkpoint(sys.argv[2], sys.argv[3])
     else:
         sys.exit(__doc__)

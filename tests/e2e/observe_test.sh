@@ -47,6 +47,18 @@ rc=$?
 timeout 120 "$DDPTRAIN" eval --checkpoint "$LAST" --config "$SRC/configs/smoke.yaml" --set eval.batch_size=100 >"$TMP/eval1.log" 2>&1
 grep -q "| 1 ranks | $want" "$TMP/eval1.log" && pass "eval on 1 rank with --config agrees" \
   || { fail "eval on 1 rank"; cat "$TMP/eval1.log"; }
+# A checkpoint written on GPUs (tensors tagged cuda:1) evaluates and resumes here on CPU: loads
+# map every tensor to the model's device.
+mkdir -p $TMP/gpu_ckpt
+"$PY" "$SRC/tests/e2e/observe_check.py" as-gpu "$LAST" $TMP/gpu_ckpt/epoch_0099_step_00000099.pt >"$TMP/g.log" 2>&1 \
+  && mpirun2 eval --checkpoint $TMP/gpu_ckpt/epoch_0099_step_00000099.pt --set train.threads=1 >>"$TMP/g.log" 2>&1 \
+  && grep -q "| 2 ranks | $want" "$TMP/g.log" && pass "eval of a GPU-written checkpoint on CPU" \
+  || { fail "eval of a GPU-written checkpoint on CPU"; cat "$TMP/g.log"; }
+mpirun2 train "${SMOKE[@]}" --set log.dir=$TMP/logs_g --set checkpoint.dir=$TMP/ckpt_g --set log.tensorboard=false \
+  --set train.epochs=3 --set train.max_steps=66 --set resume=$TMP/gpu_ckpt/epoch_0099_step_00000099.pt >"$TMP/g2.log" 2>&1 \
+  && grep -q "resumed from $TMP/gpu_ckpt/epoch_0099_step_00000099.pt at epoch 3 step 64" "$TMP/g2.log" \
+  && grep -q "epoch 3 step 66/66 | loss" "$TMP/g2.log" && pass "resume from a GPU-written checkpoint on CPU" \
+  || { fail "resume from a GPU-written checkpoint on CPU"; tail -20 "$TMP/g2.log"; }
 timeout 60 "$DDPTRAIN" eval >"$TMP/e.log" 2>&1; rc=$?
 [ $rc -eq 2 ] && grep -q "eval needs --checkpoint" "$TMP/e.log" && pass "eval without --checkpoint" || fail "eval without --checkpoint (rc $rc)"
 timeout 60 "$DDPTRAIN" eval --checkpoint $TMP/none.pt >"$TMP/e.log" 2>&1; rc=$?

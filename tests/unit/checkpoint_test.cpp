@@ -93,5 +93,30 @@ TEST(Checkpoint, TruncatedPayloadIsANamedInputError) {
   EXPECT_FALSE(find_latest_checkpoint(dir.path(), nullptr).has_value());
 }
 
+TEST(Checkpoint, ChecksumIsFnv1a64AndOldManifestsStillVerify) {
+  TempDir dir;
+  const std::string empty = dir.path() + "/empty", a = dir.path() + "/a";
+  std::ofstream(empty, std::ios::binary).flush();
+  std::ofstream(a, std::ios::binary) << "a";
+  EXPECT_EQ(file_checksum(empty), 0xcbf29ce484222325ull);  // FNV-1a 64 test vectors.
+  EXPECT_EQ(file_checksum(a), 0xaf63dc4c8601ec8cull);
+  // A manifest written with the truncated offset basis of earlier versions.
+  torch::nn::Linear model(3, 2);
+  torch::optim::SGD opt(model->parameters(), torch::optim::SGDOptions(0.1));
+  CheckpointFiles f = save_checkpoint(dir.path(), *model, opt, some_state());
+  uint64_t legacy = 1469598103934665603ull;
+  for (unsigned char c : read_text(f.payload)) legacy = (legacy ^ c) * 1099511628211ull;
+  std::ostringstream now, old;
+  now << std::hex << file_checksum(f.payload);
+  old << std::hex << legacy;
+  std::string manifest = read_text(f.manifest);
+  const size_t at = manifest.find(now.str());
+  ASSERT_NE(at, std::string::npos);
+  std::ofstream(f.manifest, std::ios::trunc) << manifest.replace(at, now.str().size(), old.str());
+  EXPECT_NO_THROW(verify_checkpoint(f.payload));
+  std::ofstream(f.manifest, std::ios::trunc) << manifest.replace(at, old.str().size(), "123abc");
+  EXPECT_THROW(verify_checkpoint(f.payload), InputError);
+}
+
 }  // namespace
 }  // namespace ddp
