@@ -32,6 +32,9 @@
 namespace ddp {
 namespace {
 
+// Bounds the start-up agreement (Note [agreed start-up errors]); dist.timeout_s is not known yet.
+constexpr std::chrono::milliseconds kStartupTimeout{std::chrono::minutes(10)};
+
 struct TrainArgs {
   std::string config_path;
   std::vector<std::string> overrides;
@@ -103,7 +106,9 @@ std::string setup_device(const Config& config, const ProcessInfo& p, int* thread
   if (threads_out) *threads_out = threads;
   const bool cuda = torch::cuda::is_available();
   const int gpus = cuda ? static_cast<int>(torch::cuda::device_count()) : 0;
-  return choose_device(config.dist.device, cuda, gpus, p.local_rank, p.local_size);
+  const std::string device = choose_device(config.dist.device, cuda, gpus, p.local_rank, p.local_size);
+  choose_backend(config.dist.backend, device, nccl_built());  // Throws here, still inside agreed().
+  return device;
 }
 
 // The config of a checkpoint command: --config FILE when given, else the resolved config the
@@ -115,6 +120,11 @@ Config checkpoint_config(const TrainArgs& t, const CheckpointState& info) {
 
 
 
+// The train and test sets, agreed (a dataset missing on one node is one error for the job).
+std::pair<ImageDataset, ImageDataset> load_datasets(Communicator& comm, const Config& c) {
+  return agreed(comm, [&] { return std::make_pair(load_dataset(c, /*train=*/true), load_dataset(c, /*train=*/false)); });
+}
+
 // Picks the communicator backend once, from the config and what the machine has.
 std::unique_ptr<Communicator> make_communicator(const Config& c, const std::string& device) {
   const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(c.dist.timeout_s * 1000));
@@ -125,22 +135,33 @@ std::unique_ptr<Communicator> make_communicator(const Config& c, const std::stri
 }
 
 int train(const std::vector<std::string>& args, const ProcessInfo& p) {
-  TrainArgs t = parse_train_args(args);
-  Config config = load_config(t.config_path, t.overrides);
-  int threads = 1;
-  const std::string device = setup_device(config, p, &threads);
+  // Start-up that can fail on some ranks only is agreed (Note [agreed start-up errors]).
+  struct Setup {
+    std::string config_path;
+    Config config;
+    std::string device;
+    int threads = 1;
+  };
+  MpiCommunicator startup(MPI_COMM_WORLD, kStartupTimeout);
+  const Setup s = agreed(startup, [&] {
+    TrainArgs t = parse_train_args(args);
+    Setup r{t.config_path, load_config(t.config_path, t.overrides)};
+    r.device = setup_device(r.config, p, &r.threads);
+    return r;
+  });
+  const Config& config = s.config;
+  const std::string& device = s.device;
   auto comm = make_communicator(config, device);
   if (p.rank == 0) {
     spdlog::info("{}", version_string());
     spdlog::info("world size {} | rank 0 on {} | device {} | {} intra-op threads per rank | backend {}",
-                 p.world_size, p.hostname, device, threads, comm->backend());
+                 p.world_size, p.hostname, device, s.threads, comm->backend());
     std::istringstream yaml(config.to_yaml());
-    spdlog::info("resolved config ({}):", t.config_path);
+    spdlog::info("resolved config ({}):", s.config_path);
     for (std::string line; std::getline(yaml, line);) spdlog::info("  {}", line);
   }
   prepare_dataset(config, *comm, p.local_rank);  // Collective; only with data.download=true.
-  ImageDataset train_set = load_dataset(config, /*train=*/true);
-  ImageDataset test_set = load_dataset(config, /*train=*/false);
+  auto [train_set, test_set] = load_datasets(*comm, config);
   if (p.rank == 0) {
     spdlog::info("data {}: {} training images, {} test images", train_set.name, train_set.size(), test_set.size());
   }
@@ -150,9 +171,13 @@ int train(const std::vector<std::string>& args, const ProcessInfo& p) {
 }
 
 int bench_comm(const std::vector<std::string>& args, const ProcessInfo& p) {
-  BenchCommOptions o = parse_bench_comm_args(args);
+  MpiCommunicator startup(MPI_COMM_WORLD, kStartupTimeout);
   Config c;  // Defaults: threads from the rank's CPUs, device auto.
-  o.device = setup_device(c, p, nullptr);
+  BenchCommOptions o = agreed(startup, [&] {
+    BenchCommOptions r = parse_bench_comm_args(args);
+    r.device = setup_device(c, p, nullptr);
+    return r;
+  });
   auto comm = make_communicator(c, o.device);
   run_bench_comm(*comm, o);
   return 0;
@@ -170,16 +195,34 @@ int env(const std::vector<std::string>& args, const ProcessInfo& p) {
 
 // ddptrain eval: every rank loads the checkpoint and evaluates its exact shard of the test set.
 int eval(const std::vector<std::string>& args, const ProcessInfo& p) {
-  TrainArgs t = parse_command_args(args, {"--checkpoint", "--config", "--set"});
-  if (t.checkpoint.empty()) throw InputError("eval needs --checkpoint FILE");
-  const CheckpointState info = read_checkpoint_info(t.checkpoint);
-  const Config config = checkpoint_config(t, info);
-  const std::string device = setup_device(config, p, nullptr);
+  struct Setup {
+    TrainArgs t;
+    CheckpointState info;
+    Config config;
+    std::string device;
+  };
+  MpiCommunicator startup(MPI_COMM_WORLD, kStartupTimeout);
+  const Setup s = agreed(startup, [&] {
+    Setup r;
+    r.t = parse_command_args(args, {"--checkpoint", "--config", "--set"});
+    if (r.t.checkpoint.empty()) throw InputError("eval needs --checkpoint FILE");
+    r.info = read_checkpoint_info(r.t.checkpoint);
+    r.config = checkpoint_config(r.t, r.info);
+    r.device = setup_device(r.config, p, nullptr);
+    return r;
+  });
+  const TrainArgs& t = s.t;
+  const CheckpointState& info = s.info;
+  const Config& config = s.config;
+  const std::string& device = s.device;
   auto comm = make_communicator(config, device);
-  ImageDataset test_set = load_dataset(config, /*train=*/false);
-  auto model = make_model(config.model.name, test_set.channels(), test_set.num_classes);
-  model->to(c10::Device(device));
-  load_checkpoint_model(t.checkpoint, *model, config.model.name);
+  auto [test_set, model] = agreed(*comm, [&] {
+    ImageDataset test = load_dataset(config, /*train=*/false);
+    auto m = make_model(config.model.name, test.channels(), test.num_classes);
+    m->to(c10::Device(device));
+    load_checkpoint_model(t.checkpoint, *m, config.model.name);
+    return std::make_pair(std::move(test), m);
+  });
   Batcher batches(test_set, c10::Device(device));
   const EvalResult r = evaluate_model(*model, batches, *comm, config.eval.batch_size, c10::Device(device));
   if (p.rank == 0) {
@@ -191,16 +234,21 @@ int eval(const std::vector<std::string>& args, const ProcessInfo& p) {
 
 // ddptrain export: rank 0 writes the state dict (and optionally an example input/output pair).
 int export_model(const std::vector<std::string>& args, const ProcessInfo& p) {
-  TrainArgs t = parse_command_args(args, {"--checkpoint", "--out", "--example", "--config", "--set"});
-  if (t.checkpoint.empty() || t.out.empty()) throw InputError("export needs --checkpoint FILE and --out FILE");
-  const CheckpointState info = read_checkpoint_info(t.checkpoint);
-  Config config = checkpoint_config(t, info);
-  // Only the input shape is needed from the data: load the smallest test split.
-  config.data.limit_test = 1;
-  config.data.synthetic_test = 1;
-  const ImageDataset shape = load_dataset(config, /*train=*/false);
-  auto model = make_model(config.model.name, shape.channels(), shape.num_classes);
-  load_checkpoint_model(t.checkpoint, *model, config.model.name);
+  TrainArgs t;
+  Config config;
+  MpiCommunicator startup(MPI_COMM_WORLD, kStartupTimeout);
+  auto [shape, model] = agreed(startup, [&] {
+    t = parse_command_args(args, {"--checkpoint", "--out", "--example", "--config", "--set"});
+    if (t.checkpoint.empty() || t.out.empty()) throw InputError("export needs --checkpoint FILE and --out FILE");
+    config = checkpoint_config(t, read_checkpoint_info(t.checkpoint));
+    // Only the input shape is needed from the data: load the smallest test split.
+    config.data.limit_test = 1;
+    config.data.synthetic_test = 1;
+    ImageDataset data = load_dataset(config, /*train=*/false);
+    auto m = make_model(config.model.name, data.channels(), data.num_classes);
+    load_checkpoint_model(t.checkpoint, *m, config.model.name);
+    return std::make_pair(std::move(data), m);
+  });
   if (p.rank == 0) {
     export_state_dict(*model, t.out);
     spdlog::info("exported {} ({} {} parameters + buffers) to {}", t.checkpoint, config.model.name,
@@ -215,8 +263,11 @@ int export_model(const std::vector<std::string>& args, const ProcessInfo& p) {
 
 // ddptrain bench-devices: the same short training on each device kind this machine has.
 int bench_devices(const std::vector<std::string>& args, const ProcessInfo& p) {
-  TrainArgs t = parse_train_args(args);
-  const Config base = load_config(t.config_path, t.overrides);
+  MpiCommunicator startup(MPI_COMM_WORLD, kStartupTimeout);
+  const Config base = agreed(startup, [&] {
+    TrainArgs t = parse_train_args(args);
+    return load_config(t.config_path, t.overrides);
+  });
   std::vector<std::string> kinds = {"cpu"};
   const bool cuda = torch::cuda::is_available();
   if (cuda) kinds.push_back("cuda");
@@ -251,8 +302,7 @@ int bench_devices(const std::vector<std::string>& args, const ProcessInfo& p) {
       continue;
     }
     auto comm = make_communicator(c, device);
-    ImageDataset train_set = load_dataset(c, /*train=*/true);
-    ImageDataset test_set = load_dataset(c, /*train=*/false);
+    auto [train_set, test_set] = load_datasets(*comm, c);
     if (p.rank == 0) spdlog::info("bench-devices: training on {} ({} ranks)", device, comm->size());
     Trainer trainer(c, *comm, c10::Device(device), std::move(train_set), std::move(test_set));
     const TrainSummary s = trainer.run();
@@ -280,8 +330,11 @@ int bench_devices(const std::vector<std::string>& args, const ProcessInfo& p) {
 // prints where the steady-state steps' time goes and their global images/s; start-up, evaluation
 // and checkpoints are outside the timed steps. Logs and checkpoints go to a scratch folder.
 int bench_train(const std::vector<std::string>& args, const ProcessInfo& p) {
-  TrainArgs t = parse_train_args(args);
-  Config c = load_config(t.config_path, t.overrides);
+  MpiCommunicator startup(MPI_COMM_WORLD, kStartupTimeout);
+  Config c = agreed(startup, [&] {
+    TrainArgs t = parse_train_args(args);
+    return load_config(t.config_path, t.overrides);
+  });
   const std::string scratch = p.rank == 0 ? files::make_temp_directory("ddptrain_bench_") : "";
   struct ScratchGuard {
     std::string path;
@@ -295,10 +348,9 @@ int bench_train(const std::vector<std::string>& args, const ProcessInfo& p) {
   c.log.progress = "off";
   c.resume.clear();
   int threads = 1;
-  const std::string device = setup_device(c, p, &threads);
+  const std::string device = agreed(startup, [&] { return setup_device(c, p, &threads); });
   auto comm = make_communicator(c, device);
-  ImageDataset train_set = load_dataset(c, /*train=*/true);
-  ImageDataset test_set = load_dataset(c, /*train=*/false);
+  auto [train_set, test_set] = load_datasets(*comm, c);
   Trainer trainer(c, *comm, c10::Device(device), std::move(train_set), std::move(test_set));
   const TrainSummary s = trainer.run();
   if (p.rank == 0) {

@@ -3,6 +3,9 @@
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 
+#include <unistd.h>
+
+#include <cstring>
 #include <map>
 #include <sstream>
 
@@ -20,6 +23,41 @@ std::string describe_collective(const char* name, int64_t sequence, const at::Te
   std::ostringstream s;
   s << name << " #" << sequence << " (" << t.numel() << " x " << t.dtype() << ", " << t.nbytes() << " B)";
   return s.str();
+}
+
+void throw_if_any_rank_failed(Communicator& comm, const std::string& error, bool input_error) {
+  // Fixed-size records: [0] failed?, [1] input error?, then the host name and the message.
+  constexpr int64_t kHost = 64, kMessage = 2048, kRecord = 2 + kHost + kMessage;
+  at::Tensor mine = at::zeros({kRecord}, at::kByte);
+  uint8_t* m = mine.data_ptr<uint8_t>();
+  if (!error.empty()) {
+    m[0] = 1;
+    m[1] = input_error ? 1 : 0;
+    char host[kHost] = {};
+    gethostname(host, kHost - 1);
+    std::memcpy(m + 2, host, kHost - 1);
+    std::memcpy(m + 2 + kHost, error.data(), std::min<size_t>(error.size(), kMessage - 1));
+  }
+  at::Tensor all = comm.all_gather(mine).contiguous();
+  int failed = 0, first = -1;
+  for (int r = 0; r < comm.size(); ++r) {
+    if (all[r][0].item<uint8_t>() == 0) continue;
+    ++failed;
+    if (first < 0) first = r;
+  }
+  if (failed == 0) return;
+  const uint8_t* rec = all[first].data_ptr<uint8_t>();
+  const char* host = reinterpret_cast<const char*>(rec + 2);
+  const char* text = reinterpret_cast<const char*>(rec + 2 + kHost);
+  std::string message(text, strnlen(text, kMessage));
+  if (failed < comm.size()) {
+    std::ostringstream where;
+    where << "rank " << first << " (host " << std::string(host, strnlen(host, kHost)) << ")";
+    if (failed > 1) where << " and " << failed - 1 << " other rank(s)";
+    message = where.str() + ": " + message;
+  }
+  if (rec[1]) throw InputError(message, /*same_on_all_ranks=*/true);
+  throw Error(message, /*same_on_all_ranks=*/true);
 }
 
 void broadcast_tensors(Communicator& comm, const std::vector<at::Tensor>& tensors, int root) {

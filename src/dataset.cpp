@@ -97,18 +97,8 @@ void prepare_dataset(const Config& config, Communicator& comm, int local_rank) {
       if (error.empty()) error = "unknown error";
     }
   }
-  // ---- every rank: agree on the outcome (one all-gather of fixed-size error texts) ----
-  constexpr int64_t kMessageBytes = 1024;
-  at::Tensor mine = at::zeros({kMessageBytes}, at::kByte);
-  std::memcpy(mine.data_ptr<uint8_t>(), error.data(), std::min<size_t>(error.size(), kMessageBytes - 1));
-  at::Tensor all = comm.all_gather(mine).contiguous();
-  for (int r = 0; r < comm.size(); ++r) {
-    const char* text = reinterpret_cast<const char*>(all[r].data_ptr<uint8_t>());
-    if (text[0] != '\0') {
-      throw InputError("data.download (rank " + std::to_string(r) + "): " +
-                       std::string(text, strnlen(text, kMessageBytes)));
-    }
-  }
+  // ---- every rank: agree on the outcome (Note [agreed start-up errors]) ----
+  throw_if_any_rank_failed(comm, error.empty() ? "" : "data.download: " + error, /*input_error=*/true);
 }
 
 }  // namespace ddp

@@ -9,9 +9,13 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <exception>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "ddp/check.h"
 
 namespace ddp {
 
@@ -75,6 +79,34 @@ class Staged {
 
 // "all_reduce #12 (1024 x float, 4096 B)": names a collective in errors and timeouts.
 std::string describe_collective(const char* name, int64_t sequence, const at::Tensor& t);
+
+// Note [agreed start-up errors]: start-up work can fail on some ranks only (the config file or
+// the dataset missing on one node, more ranks than GPUs on one node). A rank that just exits
+// leaves the others waiting in their next collective until dist.timeout_s, and its message is
+// lost (only rank 0 prints errors that every rank shares). So start-up work runs inside
+// agreed(): one all-gather of each rank's error text ("" when fine), then every rank throws the
+// same error (same_on_all_ranks, so rank 0 prints it once and all exit 2), naming the first
+// failing rank and its host when not every rank failed.
+void throw_if_any_rank_failed(Communicator& comm, const std::string& error, bool input_error);
+
+// Runs `work` (which returns a value) on every rank; see Note [agreed start-up errors].
+template <typename Work>
+auto agreed(Communicator& comm, Work&& work) {
+  std::optional<decltype(work())> result;
+  std::string error;
+  bool input_error = true;
+  try {
+    result.emplace(work());
+  } catch (const InputError& e) {
+    error = e.what();
+  } catch (const std::exception& e) {
+    error = e.what();
+    input_error = false;
+  }
+  if (error.empty() && !result) error = "unknown error";
+  throw_if_any_rank_failed(comm, error, input_error);
+  return std::move(*result);
+}
 
 // Broadcasts every tensor in `tensors` from `root`, in place, with one collective per dtype
 // (tensors are flattened into one buffer). Every rank passes tensors of the same shapes.

@@ -155,7 +155,7 @@ dl "$TMP/dl" "$URL" "$MD5" >"$TMP/dl2.log" 2>&1
 rc=$?
 [ $rc -eq 0 ] && [ "$(grep -c 'GET /c.tar.gz' "$TMP/http.log")" -eq 1 ] && ! grep -q downloading "$TMP/dl2.log" \
   && pass "present data is not fetched again" || { fail "re-use (rc $rc)"; cat "$TMP/dl2.log"; }
-expect_dl_error "download: HTTP 404" "data.download (rank 0): download of http://127.0.0.1:$PORT/missing.tar.gz failed: HTTP 404" \
+expect_dl_error "download: HTTP 404" "rank 0 (host $(hostname)): data.download: download of http://127.0.0.1:$PORT/missing.tar.gz failed: HTTP 404" \
   "$TMP/dl404" "http://127.0.0.1:$PORT/missing.tar.gz" "$MD5"
 DEAD=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 expect_dl_error "download: connection refused" "failed: Could.* connect to server" \

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fault tests of the ddptrain executable under mpirun -np 2: a stop signal to one rank, a rank
 # killed with SIGKILL, a rank that stops participating, a corrupt newest checkpoint, a full disk,
-# a read-only checkpoint folder and diverging training. Each must end the whole job promptly
+# a read-only checkpoint folder, diverging training and start-up failing on one rank only. Each must end the whole job promptly
 # with one clear message and never damage a good checkpoint.
 # usage: faults_test.sh DDPTRAIN MPIEXEC SOURCE_DIR
 set -uo pipefail
@@ -107,6 +107,23 @@ timeout 120 "$MPIEXEC" -np 2 --oversubscribe --bind-to none "$DDPTRAIN" "${SMOKE
 rc=$?
 [ $rc -eq 2 ] && [ "$(grep -c "training diverged" $TMP/nan.log)" -eq 1 ] && pass "divergence stops the job" \
   || { fail "divergence (rc $rc)"; cat $TMP/nan.log; }
+
+# 8. Start-up fails on one rank only (as when a file is missing on one node; MPMD gives rank 1 its
+# own arguments): one error naming rank 1 and its host, every rank exits 2 at once, not after
+# dist.timeout_s (600 s) in the next collective.
+one_rank_fails() {  # one_rank_fails NAME PATTERN RANK1-ARGS...
+  local name=$1 pattern=$2; shift 2
+  local start=$SECONDS
+  timeout 120 "$MPIEXEC" --oversubscribe --bind-to none -np 1 "$DDPTRAIN" "${SMOKE[@]}" --set log.dir=$TMP/one \
+    --set checkpoint.dir=$TMP/one/ckpt : -np 1 "$DDPTRAIN" "$@" >$TMP/one.log 2>&1
+  local rc=$?
+  [ $rc -eq 2 ] && [ "$(grep -c " error " $TMP/one.log)" -eq 1 ] \
+    && grep -q "error rank 1 (host $(hostname)): .*$pattern" $TMP/one.log \
+    && pass "$name: one error naming rank 1, exit 2 in $((SECONDS - start)) s" || { fail "$name (rc $rc)"; cat $TMP/one.log; }
+}
+one_rank_fails "config missing on one rank" "config file '$TMP/nowhere.yaml'" train --config $TMP/nowhere.yaml
+one_rank_fails "dataset missing on one rank" "$TMP/nodata" "${SMOKE[@]}" --set log.dir=$TMP/one1 \
+  --set checkpoint.dir=$TMP/one1/ckpt --set data.dataset=cifar10 --set data.root=$TMP/nodata
 
 echo "faults: $((failures == 0 ? 1 : 0)) passed, $failures failed"
 [ $failures -eq 0 ]
