@@ -48,4 +48,35 @@ cmd=("${MPIRUN:-mpirun}" -np "$np" "${hostfile_args[@]}" --oversubscribe --bind-
      "${env_args[@]}" ${MPIRUN_ARGS:-} "$BIN" "$@")
 echo "launch/local.sh: $np rank(s) (${gpus} GPUs visible here): ${cmd[*]}" >&2
 [ "${DDPTRAIN_DRY_RUN:-0}" = 1 ] && exit 0
-exec "${cmd[@]}"
+
+# Stopping (README "Signals"): mpirun turns a SIGTERM/SIGINT/SIGHUP of its own into Open MPI's
+# abort (ranks get SIGTERM after odls_base_sigkill_timeout = 1 s and SIGKILL 1 s later; exit 1),
+# too soon for a step + checkpoint. SIGUSR1 it forwards to every rank and then returns the ranks'
+# exit code. So mpirun runs in a session of its own (setsid: a Ctrl-C or a process-group kill
+# reaches only this script), dies with this script (setpriv --pdeathsig: SIGTERM to mpirun if
+# this script is SIGKILLed), and this script turns TERM/INT/HUP into DDPTRAIN_STOP_SIGNAL (USR1)
+# for mpirun: the ranks finish the step, rank 0 saves, exit 75. A second signal forwards it again
+# and the ranks exit at once (128 + signal).
+isolate=(setsid setpriv --pdeathsig TERM)
+setpriv --pdeathsig TERM true 2>/dev/null || isolate=(setsid)
+pid=""
+stops=0
+forward() { if [ -n "$pid" ]; then kill -s "${DDPTRAIN_STOP_SIGNAL:-USR1}" "$pid" 2>/dev/null || true; fi; }
+on_signal() {
+  stops=$((stops + 1))
+  if [ "$stops" = 1 ]; then
+    echo "launch/local.sh: SIG$1: the ranks stop after this step and save a checkpoint (exit 75); signal again to stop at once" >&2
+  else
+    echo "launch/local.sh: SIG$1 again: the ranks exit at once" >&2
+  fi
+  forward
+}
+for s in TERM INT HUP; do trap "on_signal $s" "$s"; done
+"${isolate[@]}" "${cmd[@]}" &
+pid=$!
+if [ "$stops" -gt 0 ]; then forward; fi   # the signal came before mpirun existed
+# A trapped signal ends `wait` early: wait again until mpirun is gone, then collect its status.
+while kill -0 "$pid" 2>/dev/null; do wait "$pid" || true; done
+rc=0
+wait "$pid" || rc=$?
+exit "$rc"

@@ -209,6 +209,13 @@ CheckpointState verify_checkpoint(const std::string& path) {
   } catch (const YAML::Exception& e) {
     throw InputError("checkpoint manifest " + manifest + " is missing fields (" + e.what() + "); resume from another checkpoint");
   }
+  const char* bad = s.step < 0 ? "step" : s.epoch < 0 ? "epoch" : s.epoch_samples < 0 ? "epoch_samples"
+                  : s.world_size < 1 ? "world_size" : bytes < 0 ? "payload_bytes"
+                  : !(s.loss_scale >= 0) ? "loss_scale" : s.loss_scale_good_steps < 0 ? "loss_scale_good_steps" : nullptr;
+  if (bad) {
+    throw InputError("checkpoint manifest " + manifest + " is corrupt: its " + bad + " is out of range; resume from "
+                     "another checkpoint");
+  }
   const int64_t actual = files::file_size(payload);
   if (actual != bytes) {
     throw InputError("checkpoint " + payload + " is truncated or missing: " + std::to_string(actual) +
@@ -225,15 +232,32 @@ CheckpointState verify_checkpoint(const std::string& path) {
 }
 
 std::vector<std::string> list_checkpoints(const std::string& dir) {
-  std::vector<std::string> out;
+  // Only names this code writes (epoch_EEEE_step_SSSSSSSS.json); other files are not ours.
+  std::vector<std::pair<int64_t, std::string>> found;
   for (const std::string& name : files::list_directory(dir)) {
-    if (name.rfind("epoch_", 0) == 0 && ends_with(name, ".json")) out.push_back(payload_of(files::join(dir, name)));
+    long long epoch = -1, step = -1;
+    int end = 0;
+    if (std::sscanf(name.c_str(), "epoch_%lld_step_%lld.json%n", &epoch, &step, &end) == 2 &&
+        end == static_cast<int>(name.size()) && epoch >= 0 && step >= 0 && stem(epoch, step) + ".json" == name) {
+      found.emplace_back(step, payload_of(files::join(dir, name)));
+    }
   }
-  // Names sort by epoch then step; order by step, the true progress (an epoch may repeat after a
-  // resume with another world size).
-  auto step_of = [](const std::string& p) { return std::stoll(p.substr(p.rfind("_step_") + 6)); };
-  std::stable_sort(out.begin(), out.end(), [&](const std::string& a, const std::string& b) { return step_of(a) < step_of(b); });
+  // Order by step, the true progress (an epoch may repeat after a resume with another world size).
+  std::stable_sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<std::string> out;
+  for (auto& f : found) out.push_back(std::move(f.second));
   return out;
+}
+
+std::optional<std::string> newest_checkpoint_after(const std::string& dir, int64_t step) {
+  const auto all = list_checkpoints(dir);
+  for (auto it = all.rbegin(); it != all.rend(); ++it) {
+    try {
+      if (verify_checkpoint(*it).step > step) return *it;
+    } catch (const InputError&) {  // Corrupt or half-written: nothing to protect.
+    }
+  }
+  return std::nullopt;
 }
 
 std::optional<std::string> find_latest_checkpoint(const std::string& dir, std::vector<std::string>* skipped) {
@@ -258,6 +282,21 @@ std::optional<std::string> find_latest_checkpoint(const std::string& dir, std::v
 
 namespace {
 
+std::string shape_text(at::IntArrayRef sizes) {
+  std::ostringstream o;
+  o << "[";
+  for (size_t i = 0; i < sizes.size(); ++i) o << (i ? ", " : "") << sizes[i];
+  return o.str() + "]";
+}
+
+void check_shape(const std::string& payload, const std::pair<std::string, std::vector<int64_t>>& want,
+                 const at::Tensor& got) {
+  if (got.sizes() == at::IntArrayRef(want.second)) return;
+  throw InputError("checkpoint " + payload + " holds '" + want.first + "' of shape " + shape_text(got.sizes()) +
+                   " where this model has " + shape_text(want.second) + ": it was trained on other data (number of "
+                   "classes or image channels); use a checkpoint trained on this data.dataset, or start fresh");
+}
+
 // Verifies `path`, checks it holds `expected_model`, and restores the model (and the optimizer
 // when given) from its payload.
 CheckpointState restore(const std::string& path, torch::nn::Module& model, torch::optim::Optimizer* optimizer,
@@ -276,11 +315,21 @@ CheckpointState restore(const std::string& path, torch::nn::Module& model, torch
     const auto params = model.parameters();
     archive.load_from(payload, params.empty() ? c10::Device(c10::kCPU) : params.front().device());
     archive.read("model", model_archive);
+    // Module::load replaces tensors whatever their shape: a checkpoint of the same model trained
+    // on other data (classes, channels) would load and fail later, deep inside a forward pass.
+    std::vector<std::pair<std::string, std::vector<int64_t>>> shapes;
+    for (const auto& p : model.named_parameters()) shapes.emplace_back(p.key(), p.value().sizes().vec());
+    for (const auto& b : model.named_buffers()) shapes.emplace_back(b.key(), b.value().sizes().vec());
     model.load(model_archive);
+    size_t i = 0;
+    for (const auto& p : model.named_parameters()) check_shape(payload, shapes[i++], p.value());
+    for (const auto& b : model.named_buffers()) check_shape(payload, shapes[i++], b.value());
     if (optimizer) {
       archive.read("optimizer", optim_archive);
       optimizer->load(optim_archive);
     }
+  } catch (const InputError&) {
+    throw;
   } catch (const std::exception& e) {
     throw InputError("checkpoint " + payload + " does not fit this model" + (optimizer ? "/optimizer" : "") + ": " +
                      std::string(e.what()).substr(0, 300));

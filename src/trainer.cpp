@@ -275,13 +275,14 @@ TrainSummary Trainer::run() {
   LossScaler scaler(s.precision == Precision::kFp16, c.train.loss_scale, c.train.loss_scale_growth_steps);
 
   // ---- every rank: resume (all read the same checkpoint) ----
-  int64_t step = 0, epoch = 0, first_batch = 0;
+  int64_t step = 0, epoch = 0, first_batch = 0, resumed_step = -1;
   const std::string resume = resolve_resume(s.comm, c);
   if (!resume.empty()) {
     CheckpointState st = load_checkpoint(resume, *s.model, *s.optimizer, c.model.name);
     epoch = st.epoch;
     first_batch = st.epoch_samples / global_per_step;
     step = st.world_size == world ? st.step : epoch * steps_per_epoch + first_batch;
+    resumed_step = st.step;
     if (st.loss_scale > 0) scaler.restore(st.loss_scale, st.loss_scale_good_steps);
     if (s.is_root()) {
       spdlog::info("resumed from {} at epoch {} step {} ({} samples of the epoch done)", resume, epoch + 1, step,
@@ -297,6 +298,22 @@ TrainSummary Trainer::run() {
       }
     }
   }
+
+  // ---- every rank: agree that this run overwrites no other run's checkpoints (rank 0 looks) ----
+  // Saves are named by epoch and step, and pruning keeps the newest by step: a fresh run, or a
+  // resume from an earlier checkpoint, into a folder holding later checkpoints would overwrite
+  // and prune those (another run, or the branch that was abandoned).
+  std::string clash;
+  if (s.is_root()) {
+    if (auto later = newest_checkpoint_after(c.checkpoint.dir, resumed_step)) {
+      clash = "checkpoint.dir '" + c.checkpoint.dir + "' holds " + *later + ", " +
+              (resume.empty() ? "written by another run" : "later than the resumed checkpoint") +
+              ": this run would overwrite or prune it. Continue that run with resume=auto, or give this run an "
+              "empty checkpoint.dir (or move those checkpoints away)";
+    }
+  }
+  clash = broadcast_string(s.comm, clash);
+  if (!clash.empty()) throw InputError(clash);
 
   if (s.is_root()) {
     spdlog::info("training {} ({} parameters) on {} | {} ranks x batch {} x {} micro-batches = {} images/step | {} steps/epoch, {} steps",
@@ -349,7 +366,7 @@ TrainSummary Trainer::run() {
         cut_short = true;
         break;
       }
-      if (c.debug.hang_at_step == step + 1 && rank == c.debug.hang_rank) {
+      if (c.debug.hang_at_step > 0 && c.debug.hang_at_step == step + 1 && rank == c.debug.hang_rank) {
         spdlog::warn("debug.hang_at_step: rank {} stops participating at step {}", rank, step + 1);
         for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
       }
@@ -396,7 +413,7 @@ TrainSummary Trainer::run() {
           }
           // The loss (log-softmax and its reduction) runs in fp32 whatever the precision.
           at::Tensor loss = torch::nn::functional::cross_entropy(logits.to(at::kFloat), data.labels, ce_options);
-          if (c.debug.nan_at_step == step + 1 && rank == c.debug.nan_rank) loss = loss * std::nan("");
+          if (c.debug.nan_at_step > 0 && c.debug.nan_at_step == step + 1 && rank == c.debug.nan_rank) loss = loss * std::nan("");
           lap(tm.forward_s);
           const double weight = static_cast<double>(mhi - mlo) / static_cast<double>(hi - lo);
           const double backward_factor = weight * step_scale;
@@ -417,7 +434,7 @@ TrainSummary Trainer::run() {
       for (const auto& p : s.model->parameters()) {
         if (p.grad().defined()) grad_total = grad_total + p.grad().sum().to(at::kDouble);
       }
-      const bool stop_here = stop_signal_received() != 0 || (c.debug.stop_at_step == step + 1 && rank == 0);
+      const bool stop_here = stop_signal_received() != 0 || (c.debug.stop_at_step > 0 && c.debug.stop_at_step == step + 1 && rank == 0);
       at::Tensor flags = at::stack({at::scalar_tensor(stop_here ? 1.0 : 0.0, at::kDouble),
                                     at::isfinite(loss_total.cpu()).logical_not().to(at::kDouble),
                                     at::isfinite(grad_total.cpu()).logical_not().to(at::kDouble)});
@@ -462,7 +479,7 @@ TrainSummary Trainer::run() {
       }
       ++step;
       ++interval_steps;
-      if (c.debug.drift_at_step == step && rank == c.debug.drift_rank) {
+      if (c.debug.drift_at_step > 0 && c.debug.drift_at_step == step && rank == c.debug.drift_rank) {
         c10::NoGradGuard no_grad;
         s.model->parameters()[0].add_(1e-3);
       }

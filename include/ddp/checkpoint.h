@@ -74,6 +74,10 @@ CheckpointState load_checkpoint_model(const std::string& path, torch::nn::Module
 // Payload paths of the checkpoints in `dir` that have a manifest, oldest (lowest step) first.
 std::vector<std::string> list_checkpoints(const std::string& dir);
 
+// The newest checkpoint in `dir` that verifies and is past `step` (what a run continuing from
+// `step` would overwrite or prune), or nullopt.
+std::optional<std::string> newest_checkpoint_after(const std::string& dir, int64_t step);
+
 // Keeps the newest `keep` checkpoints plus the one with the best test accuracy.
 void prune_checkpoints(const std::string& dir, int64_t keep);
 

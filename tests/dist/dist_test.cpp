@@ -440,6 +440,35 @@ TEST(Precision, Fp16LearnsAndItsLossScaleSurvivesResume) {
   comm.barrier();  // rank 0's directory outlives the other ranks' reads
 }
 
+TEST(Resume, ARunNeverOverwritesLaterCheckpoints) {
+  // A fresh run, or a resume from an earlier checkpoint, into a folder that holds later
+  // checkpoints would overwrite them (same names) and prune them (newest by step): refused on
+  // every rank before any step, and the files stay as they were.
+  MpiCommunicator comm(MPI_COMM_WORLD, kTimeout);
+  TempDir d;
+  const std::string dir = rank0_string(d.path());
+  Config first = parse_config("", "t", resume_config(dir, 16));
+  Trainer(first, comm, torch::kCPU, load_dataset(first, true), load_dataset(first, false)).run();
+  comm.barrier();  // Rank 0 saves the last checkpoint after the last collective.
+  const auto before = list_checkpoints(dir + "/ckpt");
+  ASSERT_EQ(before.size(), 2u);
+  std::vector<uint64_t> sums;
+  for (const auto& p : before) sums.push_back(file_checksum(p));
+  auto overrides = resume_config(dir, 16);
+  Config fresh = parse_config("", "t", overrides);
+  Trainer t1(fresh, comm, torch::kCPU, load_dataset(fresh, true), load_dataset(fresh, false));
+  const std::string why1 = testing::input_error_of([&] { t1.run(); });
+  EXPECT_NE(why1.find("holds " + before[1] + ", written by another run"), std::string::npos) << why1;
+  overrides.push_back("resume=" + before[0]);
+  Config branch = parse_config("", "t", overrides);
+  Trainer t2(branch, comm, torch::kCPU, load_dataset(branch, true), load_dataset(branch, false));
+  const std::string why2 = testing::input_error_of([&] { t2.run(); });
+  EXPECT_NE(why2.find("holds " + before[1] + ", later than the resumed checkpoint"), std::string::npos) << why2;
+  EXPECT_EQ(list_checkpoints(dir + "/ckpt"), before);
+  for (size_t i = 0; i < before.size(); ++i) EXPECT_EQ(file_checksum(before[i]), sums[i]) << before[i];
+  comm.barrier();  // rank 0's directory outlives the other ranks' reads
+}
+
 TEST(Resume, AnotherWorldSizeContinuesTheSameDataOrder) {
   MpiCommunicator comm(MPI_COMM_WORLD, kTimeout);
   MpiCommunicator self(MPI_COMM_SELF, kTimeout);

@@ -118,5 +118,62 @@ TEST(Checkpoint, ChecksumIsFnv1a64AndOldManifestsStillVerify) {
   EXPECT_THROW(verify_checkpoint(f.payload), InputError);
 }
 
+CheckpointFiles save_at(const std::string& dir, int64_t epoch, int64_t step) {
+  torch::nn::Linear model(3, 2);
+  torch::optim::SGD opt(model->parameters(), torch::optim::SGDOptions(0.1));
+  CheckpointState st = some_state();
+  st.epoch = epoch;
+  st.step = step;
+  return save_checkpoint(dir, *model, opt, st);
+}
+
+TEST(Checkpoint, FilesOfOtherNamesInTheFolderAreIgnored) {
+  TempDir dir;
+  CheckpointFiles a = save_at(dir.path(), 0, 5), b = save_at(dir.path(), 1, 10);
+  for (const char* name : {"epoch_best.json", "epoch_1_step_x.json", "epoch_0001_step_00000010.json.bak",
+                           "epoch_0001_step_00000099.json~", "epoch_1_step_7.json"}) {
+    std::ofstream(dir.path() + "/" + name) << "{}";
+  }
+  EXPECT_EQ(list_checkpoints(dir.path()), (std::vector<std::string>{a.payload, b.payload}));
+  EXPECT_EQ(find_latest_checkpoint(dir.path(), nullptr).value_or(""), b.payload);
+  EXPECT_NO_THROW(prune_checkpoints(dir.path(), 1));  // Must not trip over the strays.
+  EXPECT_EQ(list_checkpoints(dir.path()).size(), 2u);    // The newest, and the best (the first of equals).
+}
+
+TEST(Checkpoint, ManifestValuesOutOfRangeMakeItCorrupt) {
+  TempDir dir;
+  CheckpointFiles good = save_at(dir.path(), 0, 5), bad = save_at(dir.path(), 1, 10);
+  std::string manifest = read_text(bad.manifest);
+  const std::string field = "\"step\": 10";
+  const size_t at = manifest.find(field);
+  ASSERT_NE(at, std::string::npos);
+  std::ofstream(bad.manifest, std::ios::trunc) << manifest.replace(at, field.size(), "\"step\": -5");
+  const std::string why = input_error_of([&] { verify_checkpoint(bad.payload); });
+  EXPECT_NE(why.find("is corrupt: its step is out of range"), std::string::npos) << why;
+  std::vector<std::string> skipped;
+  EXPECT_EQ(find_latest_checkpoint(dir.path(), &skipped).value_or(""), good.payload);
+  EXPECT_EQ(skipped.size(), 1u);
+}
+
+TEST(Checkpoint, ParametersOfAnotherShapeAreANamedInputError) {
+  // The same model built for other data (here 5 classes instead of 2).
+  TempDir dir;
+  CheckpointFiles f = save_at(dir.path(), 0, 5);
+  torch::nn::Linear other(3, 5);
+  const std::string why = input_error_of([&] { load_checkpoint_model(f.payload, *other, "tiny"); });
+  EXPECT_NE(why.find("holds 'weight' of shape [2, 3] where this model has [5, 3]"), std::string::npos) << why;
+}
+
+TEST(Checkpoint, NewestCheckpointAfterAStepSkipsCorruptOnes) {
+  TempDir dir;
+  CheckpointFiles a = save_at(dir.path(), 0, 5), b = save_at(dir.path(), 1, 10);
+  EXPECT_EQ(newest_checkpoint_after(dir.path(), -1).value_or(""), b.payload);
+  EXPECT_EQ(newest_checkpoint_after(dir.path(), 5).value_or(""), b.payload);
+  EXPECT_FALSE(newest_checkpoint_after(dir.path(), 10).has_value());
+  std::ofstream(b.payload, std::ios::trunc) << "garbage";
+  EXPECT_FALSE(newest_checkpoint_after(dir.path(), 5).has_value());
+  EXPECT_EQ(newest_checkpoint_after(dir.path(), -1).value_or(""), a.payload);
+}
+
 }  // namespace
 }  // namespace ddp
