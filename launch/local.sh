@@ -8,6 +8,8 @@
 # Environment: DDPTRAIN_BIN (default build/ddptrain), MPIRUN (default mpirun), MPIRUN_ARGS (extra
 # mpirun flags, word-split). NCCL_*, OMP_*, CUDA_VISIBLE_DEVICES, GLIBC_TUNABLES, PATH and
 # LD_LIBRARY_PATH are passed to every rank when set. DDPTRAIN_DRY_RUN=1 prints the command only.
+# Ctrl-C, SIGTERM or SIGHUP to this script: the ranks stop after the current step, rank 0 saves a
+# checkpoint and the script exits 75; a second one ends the ranks at once (see "Stopping" below).
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 BIN="${DDPTRAIN_BIN:-$here/build/ddptrain}"
@@ -62,6 +64,7 @@ setpriv --pdeathsig TERM true 2>/dev/null || isolate=(setsid)
 pid=""
 stops=0
 forward() { if [ -n "$pid" ]; then kill -s "${DDPTRAIN_STOP_SIGNAL:-USR1}" "$pid" 2>/dev/null || true; fi; }
+# shellcheck disable=SC2317  # only the traps call it
 on_signal() {
   stops=$((stops + 1))
   if [ "$stops" = 1 ]; then
@@ -71,7 +74,7 @@ on_signal() {
   fi
   forward
 }
-for s in TERM INT HUP; do trap "on_signal $s" "$s"; done
+trap 'on_signal TERM' TERM; trap 'on_signal INT' INT; trap 'on_signal HUP' HUP
 "${isolate[@]}" "${cmd[@]}" &
 pid=$!
 if [ "$stops" -gt 0 ]; then forward; fi   # the signal came before mpirun existed
