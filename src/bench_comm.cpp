@@ -24,7 +24,7 @@ double median(std::vector<double> v) {
 }
 
 // Every rank leaves with rank 0's value, so that all ranks print and decide alike.
-double agreed(Communicator& comm, double v) {
+double rank0_value(Communicator& comm, double v) {
   at::Tensor t = at::tensor({v}, at::kDouble);
   comm.broadcast(t, 0);
   return t.item<double>();
@@ -69,7 +69,7 @@ void message_sizes(Communicator& comm, const BenchCommOptions& o, const at::Devi
       const double raw_us = std::chrono::duration<double, std::micro>(Clock::now() - start).count();
       if (i >= o.warmup) ours.push_back(us), raw.push_back(raw_us);
     }
-    const double a = agreed(comm, median(ours)), b = agreed(comm, median(raw));
+    const double a = rank0_value(comm, median(ours)), b = rank0_value(comm, median(raw));
     if (comm.rank() == 0) {
       const double alg_a = static_cast<double>(bytes) / a / 1e3, alg_b = static_cast<double>(bytes) / b / 1e3;
       std::printf("%12lld %10lld | %10.1f %9.3f %9.3f | %10.1f %9.3f %9.3f\n", static_cast<long long>(bytes),
@@ -104,7 +104,7 @@ double step_ms(Communicator& comm, const BenchCommOptions& o, const at::Device& 
     if (device.is_cuda()) model->parameters()[0].sum().item<float>();  // wait for the device
     if (i >= o.warmup) times.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
   }
-  return agreed(comm, median(times));
+  return rank0_value(comm, median(times));
 }
 
 }  // namespace
@@ -115,20 +115,27 @@ BenchCommOptions parse_bench_comm_args(const std::vector<std::string>& args) {
     const std::string& a = args[i];
     if (i + 1 >= args.size()) throw InputError("bench-comm: " + a + " needs a value; see ddptrain --help");
     const std::string v = args[++i];
+    size_t used = 0;  // Characters the number took: all of them, or "3x" would pass as 3.
+    auto whole = [&](const std::string& flag, const std::string& text, auto parse) {
+      auto value = parse();
+      if (used != text.size()) throw InputError("bench-comm: bad value '" + text + "' for " + flag);
+      return value;
+    };
     try {
       if (a == "--min-bytes") o.min_bytes = parse_bytes(a, v);
       else if (a == "--max-bytes") o.max_bytes = parse_bytes(a, v);
-      else if (a == "--iters") o.iters = std::stoi(v);
+      else if (a == "--iters") o.iters = whole(a, v, [&] { return std::stoi(v, &used); });
       else if (a == "--model") o.model = v;
-      else if (a == "--batch") o.batch = std::stoll(v);
-      else if (a == "--steps") o.steps = std::stoi(v);
-      else if (a == "--bucket-mb") o.bucket_mb = std::stod(v);
+      else if (a == "--batch") o.batch = whole(a, v, [&] { return std::stoll(v, &used); });
+      else if (a == "--steps") o.steps = whole(a, v, [&] { return std::stoi(v, &used); });
+      else if (a == "--bucket-mb") o.bucket_mb = whole(a, v, [&] { return std::stod(v, &used); });
       else throw InputError("bench-comm: unknown argument '" + a + "'; see ddptrain --help");
     } catch (const std::logic_error&) {
       throw InputError("bench-comm: bad value '" + v + "' for " + a);
     }
   }
   if (o.iters < 1 || o.steps < 1 || o.batch < 1) throw InputError("bench-comm: --iters, --steps and --batch must be >= 1");
+  if (!(o.bucket_mb >= 0.001)) throw InputError("bench-comm: --bucket-mb must be >= 0.001");
   make_model(o.model);  // validates the name
   return o;
 }

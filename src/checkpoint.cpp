@@ -172,6 +172,13 @@ CheckpointFiles save_checkpoint(const std::string& dir, torch::nn::Module& model
 }
 
 CheckpointState verify_checkpoint(const std::string& path) {
+  if (files::exists(path) && !files::is_regular_file(path)) {
+    throw InputError("checkpoint " + path + " is a directory; name a checkpoint file (its .pt or .json), or set "
+                     "checkpoint.dir=" + path + " and resume=auto for its newest");
+  }
+  if (!ends_with(path, ".pt") && !ends_with(path, ".json")) {
+    throw InputError("checkpoint " + path + ": name the checkpoint's .pt or .json file");
+  }
   const std::string manifest = manifest_of(path), payload = payload_of(path);
   if (!files::exists(payload) && !files::exists(manifest)) {
     throw InputError("checkpoint " + path + " does not exist; check the resume= path (or use resume=auto)");

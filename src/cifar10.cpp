@@ -21,6 +21,9 @@ bool is_dir(const std::string& p) {
 
 at::Tensor read_cifar_records(const std::string& path, int64_t record_bytes, const std::string& dataset,
                               const std::string& format, const std::string& folder) {
+  if (is_dir(path)) {
+    throw InputError(dataset + " file " + path + " is a directory; check data.root (it must hold " + folder + ")");
+  }
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) {
     throw InputError("cannot read " + dataset + " file " + path + ": " + std::strerror(errno) +

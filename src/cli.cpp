@@ -18,9 +18,11 @@
 #include "ddp/check.h"
 #include "ddp/checkpoint.h"
 #include "ddp/config.h"
+#include "ddp/cuda_driver_probe.h"
 #include "ddp/dataset.h"
 #include "ddp/environment.h"
 #include "ddp/files.h"
+#include "ddp/mixed_precision.h"
 #include "ddp/model_export.h"
 #include "ddp/models.h"
 #include "ddp/mpi_communicator.h"
@@ -107,7 +109,21 @@ std::string setup_device(const Config& config, const ProcessInfo& p, int* thread
   const bool cuda = torch::cuda::is_available();
   const int gpus = cuda ? static_cast<int>(torch::cuda::device_count()) : 0;
   const std::string device = choose_device(config.dist.device, cuda, gpus, p.local_rank, p.local_size);
-  choose_backend(config.dist.backend, device, nccl_built());  // Throws here, still inside agreed().
+  const std::string backend = choose_backend(config.dist.backend, device, nccl_built());  // Throws inside agreed().
+  if (device != "cpu") {
+    const int index = static_cast<int>(c10::Device(device).index());
+    for (const GpuInfo& gpu : probe_cuda_driver().gpus) {
+      if (gpu.index != index) continue;
+      const std::string problem = precision_gpu_problem(precision_from_name(config.train.precision), gpu.cc_major,
+                                                        gpu.cc_minor, device + " (" + gpu.name + ")");
+      if (!problem.empty()) throw InputError(problem);
+    }
+    if (backend == "mpi" && p.rank == 0) {
+      spdlog::warn("{}: gradients go through MPI via host memory{}; NCCL is much faster on GPUs", device,
+                   nccl_built() ? " (dist.backend=mpi)" : " (this ddptrain was built without NCCL: no CUDA toolkit at "
+                                                          "build time)");
+    }
+  }
   return device;
 }
 
@@ -232,6 +248,24 @@ int eval(const std::vector<std::string>& args, const ProcessInfo& p) {
   return 0;
 }
 
+// An export must not replace a checkpoint (the one exported, or any other) or a directory.
+void check_export_target(const std::string& path, const char* flag) {
+  if (!files::exists(path)) return;
+  if (!files::is_regular_file(path)) {
+    throw InputError(std::string(flag) + " " + path + " is a directory (or not a file); give a file name");
+  }
+  bool is_checkpoint = false;
+  try {
+    read_checkpoint_info(path);
+    is_checkpoint = true;
+  } catch (const InputError&) {
+  }
+  if (is_checkpoint) {
+    throw InputError(std::string(flag) + " " + path + " is a checkpoint; exporting over it would destroy it: give "
+                     "another file name");
+  }
+}
+
 // ddptrain export: rank 0 writes the state dict (and optionally an example input/output pair).
 int export_model(const std::vector<std::string>& args, const ProcessInfo& p) {
   TrainArgs t;
@@ -241,6 +275,8 @@ int export_model(const std::vector<std::string>& args, const ProcessInfo& p) {
     t = parse_command_args(args, {"--checkpoint", "--out", "--example", "--config", "--set"});
     if (t.checkpoint.empty() || t.out.empty()) throw InputError("export needs --checkpoint FILE and --out FILE");
     config = checkpoint_config(t, read_checkpoint_info(t.checkpoint));
+    check_export_target(t.out, "--out");
+    if (!t.example.empty()) check_export_target(t.example, "--example");
     // Only the input shape is needed from the data: load the smallest test split.
     config.data.limit_test = 1;
     config.data.synthetic_test = 1;

@@ -9,9 +9,11 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "ddp/check.h"
+#include "ddp/files.h"
 
 namespace ddp {
 namespace {
@@ -135,7 +137,7 @@ const std::vector<Field>& fields() {
       string_field("data.url", DDP_REF(data.url)),
       string_field("data.md5", DDP_REF(data.md5)),
       string_field("data.pipeline", DDP_REF(data.pipeline), {"device", "host"}),
-      int_field("train.epochs", DDP_REF(train.epochs), 1),
+      int_field("train.epochs", DDP_REF(train.epochs), 1, 1000000),
       int_field("train.max_steps", DDP_REF(train.max_steps), 0),
       int_field("train.batch_size", DDP_REF(train.batch_size), 1, 1 << 20),
       double_field("train.lr", DDP_REF(train.lr), 0.0, 1e3, true),
@@ -158,8 +160,8 @@ const std::vector<Field>& fields() {
       int_field("train.loss_scale_growth_steps", DDP_REF(train.loss_scale_growth_steps), 1),
       string_field("dist.backend", DDP_REF(dist.backend), {"auto", "mpi", "nccl"}),
       string_field("dist.device", DDP_REF(dist.device), {"auto", "cpu", "cuda"}),
-      double_field("dist.bucket_mb", DDP_REF(dist.bucket_mb), 0.0, 4096.0, true),
-      double_field("dist.first_bucket_mb", DDP_REF(dist.first_bucket_mb), 0.0, 4096.0, true),
+      double_field("dist.bucket_mb", DDP_REF(dist.bucket_mb), 0.001, 4096.0),
+      double_field("dist.first_bucket_mb", DDP_REF(dist.first_bucket_mb), 0.001, 4096.0),
       double_field("dist.timeout_s", DDP_REF(dist.timeout_s), 0.0, 86400.0 * 7, true),
       bool_field("dist.broadcast_buffers", DDP_REF(dist.broadcast_buffers)),
       bool_field("dist.overlap", DDP_REF(dist.overlap)),
@@ -224,9 +226,19 @@ void set_key(Config& config, const std::string& key, const std::string& value,
 void flatten(const YAML::Node& node, const std::string& prefix, const std::string& source,
              std::vector<std::pair<std::string, std::string>>* out) {
   if (node.IsMap()) {
+    std::set<std::string> seen;
     for (const auto& kv : node) {
-      const std::string key = kv.first.as<std::string>();
-      flatten(kv.second, prefix.empty() ? key : prefix + "." + key, source, out);
+      if (!kv.first.IsScalar()) {
+        throw InputError("config " + source + ": a key under '" + (prefix.empty() ? "the top level" : prefix) +
+                         "' is not a plain name; write keys as name: value");
+      }
+      const std::string key = kv.first.Scalar();
+      const std::string full = prefix.empty() ? key : prefix + "." + key;
+      // yaml-cpp keeps both entries of a repeated key and lookups see the first: refuse instead.
+      if (!seen.insert(key).second) {
+        throw InputError("config " + source + ": '" + full + "' appears twice; keep one");
+      }
+      flatten(kv.second, full, source, out);
     }
   } else if (node.IsScalar()) {
     out->emplace_back(prefix, node.Scalar());
@@ -245,12 +257,26 @@ std::vector<std::string> config_keys() {
   return keys;
 }
 
+std::vector<std::pair<std::string, std::string>> config_values(const Config& config) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const Field& f : fields()) out.emplace_back(f.key, f.get(config));
+  return out;
+}
+
 Config parse_config(const std::string& yaml_text, const std::string& source,
                     const std::vector<std::string>& overrides) {
   Config config;
   YAML::Node root;
   try {
-    root = YAML::Load(yaml_text);
+    std::vector<YAML::Node> documents;
+    for (const YAML::Node& d : YAML::LoadAll(yaml_text)) {
+      if (d && !d.IsNull()) documents.push_back(d);  // An empty document (a trailing ---) is nothing.
+    }
+    if (documents.size() > 1) {
+      throw InputError("config " + source + " holds " + std::to_string(documents.size()) +
+                       " YAML documents (separated by ---); put the whole config in one");
+    }
+    if (!documents.empty()) root = documents.front();
   } catch (const YAML::Exception& e) {
     throw InputError("config " + source + " is not valid YAML: " + e.what());
   }
@@ -267,10 +293,18 @@ Config parse_config(const std::string& yaml_text, const std::string& source,
     }
     set_key(config, o.substr(0, eq), o.substr(eq + 1), "--set");
   }
+  // Rules between keys.
+  if (config.train.nesterov && !(config.train.momentum > 0)) {
+    throw InputError("config " + source + ": train.nesterov=true needs train.momentum > 0; set train.momentum "
+                     "(e.g. 0.9) or train.nesterov=false");
+  }
   return config;
 }
 
 Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  if (files::exists(path) && !files::is_regular_file(path)) {
+    throw InputError("config file '" + path + "' is not a file (a directory?); pass a YAML file to --config (see configs/)");
+  }
   std::ifstream in(path);
   if (!in) throw InputError("cannot read config file '" + path + "': " + std::strerror(errno) + "; pass an existing file to --config (see configs/)");
   std::stringstream text;

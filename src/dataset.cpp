@@ -58,6 +58,10 @@ ImageDataset load_dataset(const Config& config, bool train) {
   } else {
     throw InputError("unknown data.dataset '" + config.data.dataset + "'");
   }
+  if (d.size() == 0) {
+    throw InputError(std::string("data.dataset=") + config.data.dataset + " under data.root '" + config.data.root +
+                     "' has no " + (train ? "training" : "test") + " images; check the files there");
+  }
   const int64_t limit = train ? config.data.limit_train : config.data.limit_test;
   if (limit > 0 && limit < d.size()) {
     d.images = d.images.narrow(0, 0, limit).contiguous();

@@ -21,6 +21,12 @@ std::string precision_warning(Precision p, c10::DeviceType device) {
          "meant for CUDA: on CPU use train.precision=bf16 or fp32";
 }
 
+std::string precision_gpu_problem(Precision p, int cc_major, int cc_minor, const std::string& gpu) {
+  if (p != Precision::kBf16 || cc_major == 0 || cc_major >= 8) return "";
+  return "train.precision=bf16 needs a GPU of compute capability 8.0 or newer (Ampere); " + gpu + " is " +
+         std::to_string(cc_major) + "." + std::to_string(cc_minor) + ": use train.precision=fp16 (loss scaling) or fp32";
+}
+
 AutocastGuard::AutocastGuard(Precision p, c10::DeviceType device) : device_(device) {
   if (p == Precision::kFp32) return;
   active_ = true;

@@ -43,7 +43,7 @@ void write_pickle(const c10::IValue& value, const std::string& path) {
   const std::vector<char> bytes = pickle_plain(value);
   const std::string tmp = path + ".tmp";
   FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) throw InputError("cannot write " + path + ": " + std::strerror(errno) + "; choose another --out");
+  if (!f) throw InputError("cannot write " + path + ": " + std::strerror(errno) + "; choose another path");
   const bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
   if (std::fclose(f) != 0 || !ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
     const std::string why = std::strerror(errno);

@@ -11,6 +11,7 @@
 #include <functional>
 #include <limits>
 #include <optional>
+#include <sstream>
 #include <thread>
 
 #include <ATen/ATen.h>
@@ -104,6 +105,40 @@ void prefetch_next(Batcher& batcher, const DistributedSampler& sampler, const st
   batcher.prefetch(next.indices, next.positions, c.data.augment, static_cast<uint64_t>(c.train.seed), epoch);
 }
 
+// Rank 0's string, on every rank.
+std::string broadcast_string(Communicator& comm, const std::string& mine) {
+  at::Tensor len = at::tensor({static_cast<int64_t>(mine.size())}, at::kLong);
+  comm.broadcast(len, 0);
+  at::Tensor bytes = at::zeros({len.item<int64_t>() + 1}, at::kByte);
+  if (comm.rank() == 0) std::memcpy(bytes.data_ptr(), mine.data(), mine.size());
+  comm.broadcast(bytes, 0);
+  return std::string(static_cast<const char*>(bytes.data_ptr()), static_cast<size_t>(len.item<int64_t>()));
+}
+
+// Every rank must train the same config: the collective order, the sampler's shards and the
+// replicas all depend on it. A per-node difference (an edited copy of the file, another --set)
+// would otherwise hang at the end of the shorter run or silently train different replicas.
+// Paths that are only local may differ: data.root (a node's local disk), log.dir and
+// checkpoint.dir (written by rank 0 only).
+void check_same_config(Communicator& comm, const Config& c) {
+  std::string mine;
+  for (const auto& [key, value] : config_values(c)) {
+    if (key != "data.root" && key != "log.dir" && key != "checkpoint.dir") mine += key + "=" + value + "\n";
+  }
+  const std::string root = broadcast_string(comm, mine);
+  std::string error;
+  if (mine != root) {
+    std::istringstream a(mine), b(root);
+    for (std::string x, y; std::getline(a, x) && std::getline(b, y);) {
+      if (x == y) continue;
+      error = "its config differs from rank 0's: " + x + " here, " + y.substr(y.find('=') + 1) + " on rank 0; give "
+              "every rank the same config (only data.root, log.dir and checkpoint.dir may differ)";
+      break;
+    }
+  }
+  throw_if_any_rank_failed(comm, error, /*input_error=*/true);
+}
+
 std::string fmt_eta(double seconds) {
   char buf[32];
   std::snprintf(buf, sizeof(buf), "%.1f s", seconds);
@@ -116,6 +151,7 @@ Trainer::Trainer(Config config, Communicator& comm, const c10::Device& device, I
                  ImageDataset test)
     : s_(std::make_unique<State>(std::move(config), comm, device, std::move(train), std::move(test))) {
   const Config& c = s_->config;
+  check_same_config(comm, c);  // The first collective.
   s_->precision = precision_from_name(c.train.precision);
   if (const std::string w = precision_warning(s_->precision, device.type()); !w.empty() && s_->is_root()) {
     spdlog::warn("{}", w);
@@ -151,8 +187,6 @@ Trainer::Trainer(Config config, Communicator& comm, const c10::Device& device, I
                   .momentum(c.train.momentum)
                   .nesterov(c.train.nesterov)
                   .weight_decay(c.train.weight_decay));
-  DDP_CHECK(!c.train.nesterov || c.train.momentum > 0,
-            "train.nesterov=true needs train.momentum > 0");
   const InputPipeline pipeline = input_pipeline_from_name(c.data.pipeline);
   if (c.data.cutout > 0 && !c.data.augment) {
     throw InputError("data.cutout=" + std::to_string(c.data.cutout) + " is part of augmentation; set data.augment=true "
@@ -216,15 +250,6 @@ EvalResult evaluate_model(Classifier& model, const Batcher& test, Communicator& 
 
 namespace {
 
-// Rank 0's string, on every rank.
-std::string broadcast_string(Communicator& comm, const std::string& mine) {
-  at::Tensor len = at::tensor({static_cast<int64_t>(mine.size())}, at::kLong);
-  comm.broadcast(len, 0);
-  at::Tensor bytes = at::zeros({len.item<int64_t>() + 1}, at::kByte);
-  if (comm.rank() == 0) std::memcpy(bytes.data_ptr(), mine.data(), mine.size());
-  comm.broadcast(bytes, 0);
-  return std::string(static_cast<const char*>(bytes.data_ptr()), static_cast<size_t>(len.item<int64_t>()));
-}
 
 double params_checksum(torch::nn::Module& m) {
   at::Tensor total = at::zeros({}, at::kDouble);

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace ddp {
@@ -106,5 +107,7 @@ Config parse_config(const std::string& yaml_text, const std::string& source,
 Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
 // Every known key, in file order.
 std::vector<std::string> config_keys();
+// Every key with its value as the resolved YAML writes it, in file order.
+std::vector<std::pair<std::string, std::string>> config_values(const Config& config);
 
 }  // namespace ddp

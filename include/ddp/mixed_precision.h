@@ -35,6 +35,9 @@ enum class Precision { kFp32, kBf16, kFp16 };
 Precision precision_from_name(const std::string& name);
 // A warning for a precision that runs badly on `device` (fp16 on CPU), or "" when it is a good fit.
 std::string precision_warning(Precision p, c10::DeviceType device);
+// Why `p` cannot run on a GPU of compute capability `cc_major`.x named `gpu` (bf16 needs 8.0,
+// Ampere, as Python's torch.autocast checks), or "" when it can. cc_major 0 (unknown) passes.
+std::string precision_gpu_problem(Precision p, int cc_major, int cc_minor, const std::string& gpu);
 
 // Enables autocast for `device` with the dtype of `p` for its lifetime (nothing for fp32), and
 // restores the previous autocast state afterwards. Not copyable.

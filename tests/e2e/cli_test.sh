@@ -151,7 +151,7 @@ rc=$?
 [ $rc -eq 0 ] && grep -q "data cifar10: 320 training images, 64 test images" "$TMP/dl1.log" \
   && [ "$(grep -c 'GET /c.tar.gz' "$TMP/http.log")" -eq 1 ] \
   && pass "download, verify, extract, train (one GET for 2 ranks)" || { fail "download (rc $rc)"; cat "$TMP/dl1.log" "$TMP/http.log"; }
-dl "$TMP/dl" "$URL" "$MD5" >"$TMP/dl2.log" 2>&1
+dl "$TMP/dl" "$URL" "$MD5" --set checkpoint.dir="$TMP/dckpt2" >"$TMP/dl2.log" 2>&1
 rc=$?
 [ $rc -eq 0 ] && [ "$(grep -c 'GET /c.tar.gz' "$TMP/http.log")" -eq 1 ] && ! grep -q downloading "$TMP/dl2.log" \
   && pass "present data is not fetched again" || { fail "re-use (rc $rc)"; cat "$TMP/dl2.log"; }

@@ -122,6 +122,8 @@ one_rank_fails() {  # one_rank_fails NAME PATTERN RANK1-ARGS...
     && pass "$name: one error naming rank 1, exit 2 in $((SECONDS - start)) s" || { fail "$name (rc $rc)"; cat $TMP/one.log; }
 }
 one_rank_fails "config missing on one rank" "config file '$TMP/nowhere.yaml'" train --config $TMP/nowhere.yaml
+one_rank_fails "another config on one rank" "its config differs from rank 0's: train.epochs=3 here, 2 on rank 0" \
+  "${SMOKE[@]}" --set log.dir=$TMP/one2 --set checkpoint.dir=$TMP/one2/ckpt --set train.epochs=3
 one_rank_fails "dataset missing on one rank" "$TMP/nodata" "${SMOKE[@]}" --set log.dir=$TMP/one1 \
   --set checkpoint.dir=$TMP/one1/ckpt --set data.dataset=cifar10 --set data.root=$TMP/nodata
 

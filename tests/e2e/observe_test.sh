@@ -74,6 +74,16 @@ timeout 300 "$DDPTRAIN" train "${SMOKE[@]}" --set model.name=resnet9 --set train
   && "$PY" "$SRC/tests/e2e/observe_check.py" export resnet9 $TMP/r9.pt $TMP/r9_ex.pt \
   && pass "export resnet9: strict load_state_dict, same logits" || { fail "export resnet9"; tail -20 "$TMP/r.log"; }
 
+# export never replaces a checkpoint or writes onto a directory.
+sum_before=$(sha256sum "$LAST" | cut -d' ' -f1)
+timeout 60 "$DDPTRAIN" export --checkpoint "$LAST" --out "$LAST" >"$TMP/xo.log" 2>&1; rc=$?
+[ $rc -eq 2 ] && grep -q "is a checkpoint; exporting over it would destroy it" "$TMP/xo.log" \
+  && [ "$(sha256sum "$LAST" | cut -d' ' -f1)" = "$sum_before" ] && pass "export onto the checkpoint is refused" \
+  || { fail "export onto the checkpoint (rc $rc)"; cat "$TMP/xo.log"; }
+timeout 60 "$DDPTRAIN" export --checkpoint "$LAST" --out "$TMP" >"$TMP/xo.log" 2>&1; rc=$?
+[ $rc -eq 2 ] && grep -q "is a directory" "$TMP/xo.log" && pass "export onto a directory is refused" \
+  || { fail "export onto a directory (rc $rc)"; cat "$TMP/xo.log"; }
+
 # ddptrain env, alone and on 2 ranks.
 timeout 60 "$DDPTRAIN" env >"$TMP/env1.log" 2>&1; rc=$?
 ok=1

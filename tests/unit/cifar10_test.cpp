@@ -122,5 +122,15 @@ TEST(Cifar10, MissingLaterBatchIsNamed) {
   }
 }
 
+TEST(Cifar10, DirectoryInPlaceOfABatchIsNamed) {
+  TempDir tmp;
+  at::Tensor images, labels;
+  write_set(tmp.path(), 2, &images, &labels);
+  std::remove(tmp.file("data_batch_2.bin").c_str());
+  files::make_directories(tmp.file("data_batch_2.bin"));
+  const std::string why = testing::input_error_of([&] { load_cifar10(tmp.path(), true); });
+  EXPECT_NE(why.find("data_batch_2.bin is a directory"), std::string::npos) << why;
+}
+
 }  // namespace
 }  // namespace ddp

@@ -28,7 +28,7 @@ TEST(Config, DefaultsAreTheSeedRecipe) {
 }
 
 TEST(Config, NestedYamlAndOverridesInOrder) {
-  Config c = parse_config("model:\n  name: resnet9\ntrain:\n  lr: 0.4\n  nesterov: true\nresume: a.pt\n",
+  Config c = parse_config("model:\n  name: resnet9\ntrain:\n  lr: 0.4\n  momentum: 0.9\n  nesterov: true\nresume: a.pt\n",
                           "t", {"train.lr=0.2", "data.augment=yes", "train.lr=0.1"});
   EXPECT_EQ(c.model.name, "resnet9");
   EXPECT_DOUBLE_EQ(c.train.lr, 0.1);
@@ -60,6 +60,33 @@ TEST(Config, MalformedInputs) {
   EXPECT_NE(error_of("train:\n  lr: [1, 2]\n").find("lists are not supported"), std::string::npos);
   EXPECT_NE(error_of("", {"train.lr"}).find("expected key=value"), std::string::npos);
   EXPECT_THROW(load_config("/nonexistent/config.yaml"), InputError);
+}
+
+TEST(Config, AmbiguousYamlIsRefusedNotGuessed) {
+  // yaml-cpp would keep the first of two equal keys and drop the second document silently.
+  EXPECT_NE(error_of("train:\n  lr: 0.01\n  lr: 5\n").find("'train.lr' appears twice"), std::string::npos);
+  EXPECT_NE(error_of("train:\n  lr: 0.01\ntrain:\n  epochs: 3\n").find("'train' appears twice"), std::string::npos);
+  EXPECT_NE(error_of("train:\n  lr: 0.1\n---\ntrain:\n  lr: 0.2\n").find("holds 2 YAML documents"), std::string::npos);
+  EXPECT_NE(error_of("? [a, b]\n: 1\n").find("is not a plain name"), std::string::npos);
+  EXPECT_EQ(parse_config("train:\n  lr: 0.1\n---\n", "t").train.lr, 0.1);  // A trailing --- is one document.
+  const std::string dir = ::testing::TempDir();
+  EXPECT_NE([&] {
+    try {
+      load_config(dir);
+    } catch (const InputError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  }().find("is not a file"), std::string::npos);
+}
+
+TEST(Config, RulesBetweenKeysAndBoundsAgainstOverflow) {
+  EXPECT_NE(error_of("", {"train.nesterov=true", "train.momentum=0"}).find("train.nesterov=true needs train.momentum > 0"),
+            std::string::npos);
+  EXPECT_EQ(error_of("", {"train.nesterov=true", "train.momentum=0.9"}), "");
+  EXPECT_NE(error_of("", {"train.epochs=9223372036854775807"}).find("train.epochs"), std::string::npos);
+  EXPECT_NE(error_of("", {"dist.bucket_mb=1e-9"}).find("dist.bucket_mb"), std::string::npos);
+  EXPECT_NE(error_of("", {"dist.first_bucket_mb=0"}).find("dist.first_bucket_mb"), std::string::npos);
 }
 
 TEST(Config, ResolvedYamlRoundTrips) {

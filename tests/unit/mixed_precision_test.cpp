@@ -19,6 +19,11 @@ TEST(Precision, NamesDeviceWarningsAndLossScaleSettings) {
   EXPECT_EQ(precision_warning(Precision::kBf16, c10::DeviceType::CPU), "");
   EXPECT_EQ(precision_warning(Precision::kFp16, c10::DeviceType::CUDA), "");
   EXPECT_NE(precision_warning(Precision::kFp16, c10::DeviceType::CPU).find("train.precision=bf16"), std::string::npos);
+  EXPECT_EQ(precision_gpu_problem(Precision::kBf16, 9, 0, "cuda:0 (H100)"), "");
+  EXPECT_EQ(precision_gpu_problem(Precision::kBf16, 0, 0, "cuda:0"), "");  // Unknown: LibTorch decides.
+  EXPECT_EQ(precision_gpu_problem(Precision::kFp16, 7, 0, "cuda:0 (V100)"), "");
+  EXPECT_NE(precision_gpu_problem(Precision::kBf16, 7, 5, "cuda:1 (T4)").find("cuda:1 (T4) is 7.5: use train.precision=fp16"),
+            std::string::npos);
   EXPECT_EQ(parse_config("", "t", {"train.precision=bf16"}).train.precision, "bf16");
   EXPECT_THROW(parse_config("", "t", {"train.precision=half"}), InputError);
   const Config fp16 = parse_config("", "t", {"train.loss_scale=1024", "train.loss_scale_growth_steps=7"});
