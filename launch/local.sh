@@ -56,14 +56,15 @@ echo "launch/local.sh: $np rank(s) (${gpus} GPUs visible here): ${cmd[*]}" >&2
 # too soon for a step + checkpoint. SIGUSR1 it forwards to every rank and then returns the ranks'
 # exit code. So mpirun runs in a session of its own (setsid: a Ctrl-C or a process-group kill
 # reaches only this script), dies with this script (setpriv --pdeathsig: SIGTERM to mpirun if
-# this script is SIGKILLed), and this script turns TERM/INT/HUP into DDPTRAIN_STOP_SIGNAL (USR1)
-# for mpirun: the ranks finish the step, rank 0 saves, exit 75. A second signal forwards it again
-# and the ranks exit at once (128 + signal).
+# this script is SIGKILLed), and this script turns TERM/INT/HUP into USR1 for mpirun: the ranks
+# finish the step, rank 0 saves, exit 75. A second signal forwards it again and the ranks exit at
+# once (128 + signal).
 isolate=(setsid setpriv --pdeathsig TERM)
 setpriv --pdeathsig TERM true 2>/dev/null || isolate=(setsid)
 pid=""
 stops=0
-forward() { if [ -n "$pid" ]; then kill -s "${DDPTRAIN_STOP_SIGNAL:-USR1}" "$pid" 2>/dev/null || true; fi; }
+pending=0
+forward() { kill -s USR1 "$pid" 2>/dev/null || true; }
 # shellcheck disable=SC2317  # only the traps call it
 on_signal() {
   stops=$((stops + 1))
@@ -72,12 +73,14 @@ on_signal() {
   else
     echo "launch/local.sh: SIG$1 again: the ranks exit at once" >&2
   fi
-  forward
+  if [ -n "$pid" ]; then forward; else pending=$((pending + 1)); fi
 }
 trap 'on_signal TERM' TERM; trap 'on_signal INT' INT; trap 'on_signal HUP' HUP
 "${isolate[@]}" "${cmd[@]}" &
 pid=$!
-if [ "$stops" -gt 0 ]; then forward; fi   # the signal came before mpirun existed
+# Signals that came before $pid was known, forwarded once each (a signal before ddptrain installs
+# its handlers still ends it: USR1's default action).
+for ((; pending > 0; pending--)); do forward; done
 # A trapped signal ends `wait` early: wait again until mpirun is gone, then collect its status.
 while kill -0 "$pid" 2>/dev/null; do wait "$pid" || true; done
 rc=0

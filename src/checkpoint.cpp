@@ -173,8 +173,8 @@ CheckpointFiles save_checkpoint(const std::string& dir, torch::nn::Module& model
 
 CheckpointState verify_checkpoint(const std::string& path) {
   if (files::exists(path) && !files::is_regular_file(path)) {
-    throw InputError("checkpoint " + path + " is a directory; name a checkpoint file (its .pt or .json), or set "
-                     "checkpoint.dir=" + path + " and resume=auto for its newest");
+    throw InputError("checkpoint " + path + " is a directory; name a checkpoint file in it (its .pt or .json; to "
+                     "resume training from the newest there: checkpoint.dir=" + path + " and resume=auto)");
   }
   if (!ends_with(path, ".pt") && !ends_with(path, ".json")) {
     throw InputError("checkpoint " + path + ": name the checkpoint's .pt or .json file");
@@ -257,11 +257,13 @@ std::vector<std::string> list_checkpoints(const std::string& dir) {
 }
 
 std::optional<std::string> newest_checkpoint_after(const std::string& dir, int64_t step) {
-  const auto all = list_checkpoints(dir);
+  const auto all = list_checkpoints(dir);  // Oldest first, by the step in the name.
   for (auto it = all.rbegin(); it != all.rend(); ++it) {
     try {
-      if (verify_checkpoint(*it).step > step) return *it;
-    } catch (const InputError&) {  // Corrupt or half-written: nothing to protect.
+      const CheckpointState st = verify_checkpoint(*it);
+      if (st.step > step) return *it;
+      break;  // The rest are older still: nothing past `step`, and no need to hash them.
+    } catch (const Error&) {  // Corrupt, half-written or unreadable: nothing to protect.
     }
   }
   return std::nullopt;
@@ -319,8 +321,9 @@ CheckpointState restore(const std::string& path, torch::nn::Module& model, torch
     // Every tensor onto the model's device, whatever device wrote it: without this a checkpoint
     // saved by rank 0 on cuda:0 would move every rank's parameters to cuda:0 (and could not be
     // read at all on a machine without CUDA).
-    const auto params = model.parameters();
-    archive.load_from(payload, params.empty() ? c10::Device(c10::kCPU) : params.front().device());
+    auto tensors = model.parameters();
+    for (const auto& b : model.buffers()) tensors.push_back(b);
+    archive.load_from(payload, tensors.empty() ? c10::Device(c10::kCPU) : tensors.front().device());
     archive.read("model", model_archive);
     // Module::load replaces tensors whatever their shape: a checkpoint of the same model trained
     // on other data (classes, channels) would load and fail later, deep inside a forward pass.

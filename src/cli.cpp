@@ -167,6 +167,7 @@ int train(const std::vector<std::string>& args, const ProcessInfo& p) {
   });
   const Config& config = s.config;
   const std::string& device = s.device;
+  check_same_config(startup, config);  // Before the first collective that depends on it.
   auto comm = make_communicator(config, device);
   if (p.rank == 0) {
     spdlog::info("{}", version_string());
@@ -231,6 +232,7 @@ int eval(const std::vector<std::string>& args, const ProcessInfo& p) {
   const CheckpointState& info = s.info;
   const Config& config = s.config;
   const std::string& device = s.device;
+  check_same_config(startup, config);
   auto comm = make_communicator(config, device);
   auto [test_set, model] = agreed(*comm, [&] {
     ImageDataset test = load_dataset(config, /*train=*/false);
@@ -304,9 +306,10 @@ int bench_devices(const std::vector<std::string>& args, const ProcessInfo& p) {
     TrainArgs t = parse_train_args(args);
     return load_config(t.config_path, t.overrides);
   });
-  std::vector<std::string> kinds = {"cpu"};
-  const bool cuda = torch::cuda::is_available();
-  if (cuda) kinds.push_back("cuda");
+  check_same_config(startup, base);
+  // Both kinds on every rank (the loop holds collectives); one that some rank cannot use is
+  // skipped by all, with the reason.
+  const std::vector<std::string> kinds = {"cpu", "cuda"};
   // Rank 0's scratch folder for the runs' logs and checkpoints, removed at the end.
   const std::string scratch = p.rank == 0 ? files::make_temp_directory("ddptrain_bench_") : "";
   struct ScratchGuard {  // Removes rank 0's scratch folder however the runs end.
@@ -331,10 +334,10 @@ int bench_devices(const std::vector<std::string>& args, const ProcessInfo& p) {
     c.log.progress = "off";
     c.resume.clear();
     std::string device;
-    try {
-      device = setup_device(c, p, nullptr);  // The same answer on every rank of a node.
+    try {  // Agreed: a kind that some rank cannot use is skipped by all.
+      device = agreed(startup, [&] { return setup_device(c, p, nullptr); });
     } catch (const InputError& e) {
-      skipped.push_back(kind + " | skipped: " + e.what());
+      skipped.push_back((kind + "      ").substr(0, 6) + " | skipped: " + e.what());
       continue;
     }
     auto comm = make_communicator(c, device);
@@ -356,7 +359,6 @@ int bench_devices(const std::vector<std::string>& args, const ProcessInfo& p) {
       table << line;
     }
     for (const std::string& line : skipped) table << line << "\n";
-    if (!cuda) table << "cuda   | GPU not available on this machine (torch::cuda::is_available() is false): CPU only\n";
     std::cout << table.str() << std::flush;
   }
   return 0;
@@ -371,6 +373,7 @@ int bench_train(const std::vector<std::string>& args, const ProcessInfo& p) {
     TrainArgs t = parse_train_args(args);
     return load_config(t.config_path, t.overrides);
   });
+  check_same_config(startup, c);
   const std::string scratch = p.rank == 0 ? files::make_temp_directory("ddptrain_bench_") : "";
   struct ScratchGuard {
     std::string path;

@@ -284,7 +284,11 @@ Config parse_config(const std::string& yaml_text, const std::string& source,
     if (!root.IsMap()) throw InputError("config " + source + " must be a YAML map of sections (model:, data:, train:, ...)");
     std::vector<std::pair<std::string, std::string>> values;
     flatten(root, "", source, &values);
-    for (const auto& [key, value] : values) set_key(config, key, value, source);
+    std::set<std::string> seen;  // Also across forms: "train.lr:" at the top and "train: {lr:}".
+    for (const auto& [key, value] : values) {
+      if (!seen.insert(key).second) throw InputError("config " + source + ": '" + key + "' appears twice; keep one");
+      set_key(config, key, value, source);
+    }
   }
   for (const std::string& o : overrides) {
     const auto eq = o.find('=');

@@ -115,6 +115,14 @@ std::string broadcast_string(Communicator& comm, const std::string& mine) {
   return std::string(static_cast<const char*>(bytes.data_ptr()), static_cast<size_t>(len.item<int64_t>()));
 }
 
+std::string fmt_eta(double seconds) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.1f s", seconds);
+  return buf;
+}
+
+}  // namespace
+
 // Every rank must train the same config: the collective order, the sampler's shards and the
 // replicas all depend on it. A per-node difference (an edited copy of the file, another --set)
 // would otherwise hang at the end of the shorter run or silently train different replicas.
@@ -138,14 +146,6 @@ void check_same_config(Communicator& comm, const Config& c) {
   }
   throw_if_any_rank_failed(comm, error, /*input_error=*/true);
 }
-
-std::string fmt_eta(double seconds) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "%.1f s", seconds);
-  return buf;
-}
-
-}  // namespace
 
 Trainer::Trainer(Config config, Communicator& comm, const c10::Device& device, ImageDataset train,
                  ImageDataset test)
@@ -303,7 +303,9 @@ TrainSummary Trainer::run() {
   int64_t step = 0, epoch = 0, first_batch = 0, resumed_step = -1;
   const std::string resume = resolve_resume(s.comm, c);
   if (!resume.empty()) {
-    CheckpointState st = load_checkpoint(resume, *s.model, *s.optimizer, c.model.name);
+    // Agreed: a checkpoint that one node cannot read (not on a shared file system) is one error.
+    const CheckpointState st =
+        agreed(s.comm, [&] { return load_checkpoint(resume, *s.model, *s.optimizer, c.model.name); });
     epoch = st.epoch;
     first_batch = st.epoch_samples / global_per_step;
     step = st.world_size == world ? st.step : epoch * steps_per_epoch + first_batch;
@@ -378,6 +380,10 @@ TrainSummary Trainer::run() {
   };
 
   const int64_t run_first_step = step;
+  if (s.is_root() && (epoch >= c.train.epochs || step >= total_steps)) {
+    spdlog::info("nothing to train: the resumed run has done its {} steps ({} epochs); raise train.epochs (or "
+                 "train.max_steps) to train on", step, epoch);
+  }
   for (; epoch < c.train.epochs && step < total_steps; ++epoch) {
     sampler.set_epoch(epoch);
     const std::vector<int64_t> indices = sampler.indices();

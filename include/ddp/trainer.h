@@ -63,6 +63,11 @@ struct TrainSummary {
   EvalResult eval;
 };
 
+// Throws the same InputError on every rank (naming the first key that differs) unless every rank
+// resolved the same config; only data.root, log.dir and checkpoint.dir may differ. One broadcast
+// and one all-gather: call it on every rank, before any collective that depends on the config.
+void check_same_config(Communicator& comm, const Config& config);
+
 class Trainer {
  public:
   Trainer(Config config, Communicator& comm, const c10::Device& device, ImageDataset train,

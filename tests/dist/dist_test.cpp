@@ -392,7 +392,7 @@ std::vector<std::string> fp16_config(const std::string& dir, const std::string& 
 
 TEST(Precision, Fp16OverflowSkipsTheStepOnEveryRankAlike) {
   // A scale of 1e30 overflows float16 in the first backward whatever the data: every rank must
-  // see the overflow, halve the scale and leave the parameters (and momentum) untouched.
+  // see the overflow, halve the scale and leave the parameters untouched.
   MpiCommunicator comm(MPI_COMM_WORLD, kTimeout);
   TempDir dir;
   auto overrides = fp16_config(dir.path(), "1e30");

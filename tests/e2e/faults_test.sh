@@ -111,11 +111,12 @@ rc=$?
 # 8. Start-up fails on one rank only (as when a file is missing on one node; MPMD gives rank 1 its
 # own arguments): one error naming rank 1 and its host, every rank exits 2 at once, not after
 # dist.timeout_s (600 s) in the next collective.
+R0=()  # Rank 0's extra arguments.
 one_rank_fails() {  # one_rank_fails NAME PATTERN RANK1-ARGS...
   local name=$1 pattern=$2; shift 2
   local start=$SECONDS
   timeout 120 "$MPIEXEC" --oversubscribe --bind-to none -np 1 "$DDPTRAIN" "${SMOKE[@]}" --set log.dir=$TMP/one \
-    --set checkpoint.dir=$TMP/one/ckpt : -np 1 "$DDPTRAIN" "$@" >$TMP/one.log 2>&1
+    --set checkpoint.dir=$TMP/one/ckpt "${R0[@]}" : -np 1 "$DDPTRAIN" "$@" >$TMP/one.log 2>&1
   local rc=$?
   [ $rc -eq 2 ] && [ "$(grep -c " error " $TMP/one.log)" -eq 1 ] \
     && grep -q "error rank 1 (host $(hostname)): .*$pattern" $TMP/one.log \
@@ -124,8 +125,20 @@ one_rank_fails() {  # one_rank_fails NAME PATTERN RANK1-ARGS...
 one_rank_fails "config missing on one rank" "config file '$TMP/nowhere.yaml'" train --config $TMP/nowhere.yaml
 one_rank_fails "another config on one rank" "its config differs from rank 0's: train.epochs=3 here, 2 on rank 0" \
   "${SMOKE[@]}" --set log.dir=$TMP/one2 --set checkpoint.dir=$TMP/one2/ckpt --set train.epochs=3
+# The same config but data.root (which may differ per node): rank 0 has a tiny CIFAR-10, rank 1 none.
+python3 - "$TMP/cifar/cifar-10-batches-bin" <<'PY'
+import os, random, sys
+random.seed(0)
+os.makedirs(sys.argv[1], exist_ok=True)
+for f in [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]:
+    with open(os.path.join(sys.argv[1], f), "wb") as out:
+        for _ in range(16):
+            out.write(bytes([random.randrange(10)]) + random.randbytes(3072))
+PY
+R0=(--set data.dataset=cifar10 --set data.root=$TMP/cifar)
 one_rank_fails "dataset missing on one rank" "$TMP/nodata" "${SMOKE[@]}" --set log.dir=$TMP/one1 \
   --set checkpoint.dir=$TMP/one1/ckpt --set data.dataset=cifar10 --set data.root=$TMP/nodata
+R0=()
 
 echo "faults: $((failures == 0 ? 1 : 0)) passed, $failures failed"
 [ $failures -eq 0 ]

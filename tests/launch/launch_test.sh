@@ -85,8 +85,13 @@ kill -INT -- "-$launcher"
 finish ctrl_c 60
 stopped ctrl_c
 echo "PASS: Ctrl-C (SIGINT to the launcher's process group): exit 75 after ${secs} s"
-start_slow ctrl_c_twice
-ranks=$(pgrep -P "$(pgrep -P "$launcher")" | tr '\n' ' ')
+# Rank 1 stops participating at step 2 (debug.hang_at_step), so the first Ctrl-C can never be acted
+# on at a step's end: only the second one can end the job, and it must do so at once.
+start_slow ctrl_c_twice --set debug.hang_at_step=2 --set debug.hang_rank=1 --set dist.timeout_s=300
+for ((i = 0; i < 600; i++)); do grep -q "stops participating" "$T/out" && break; sleep 0.1; done
+grep -q "stops participating" "$T/out" || fail "ctrl_c_twice: rank 1 never hung"
+ranks=$(pgrep -f "ddptrain train .*ctrl_c_twice/ckpt" | tr '\n' ' ')
+[ -n "$ranks" ] || fail "ctrl_c_twice: no rank processes found"
 kill -INT -- "-$launcher"; sleep 0.3; kill -INT -- "-$launcher"
 finish ctrl_c_twice 10
 if [ "$rc" = 75 ] || [ "$rc" = 0 ]; then fail "ctrl_c_twice: exit $rc, not an exit at once"; fi

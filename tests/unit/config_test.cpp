@@ -66,6 +66,7 @@ TEST(Config, AmbiguousYamlIsRefusedNotGuessed) {
   // yaml-cpp would keep the first of two equal keys and drop the second document silently.
   EXPECT_NE(error_of("train:\n  lr: 0.01\n  lr: 5\n").find("'train.lr' appears twice"), std::string::npos);
   EXPECT_NE(error_of("train:\n  lr: 0.01\ntrain:\n  epochs: 3\n").find("'train' appears twice"), std::string::npos);
+  EXPECT_NE(error_of("train.lr: 0.2\ntrain:\n  lr: 0.1\n").find("'train.lr' appears twice"), std::string::npos);
   EXPECT_NE(error_of("train:\n  lr: 0.1\n---\ntrain:\n  lr: 0.2\n").find("holds 2 YAML documents"), std::string::npos);
   EXPECT_NE(error_of("? [a, b]\n: 1\n").find("is not a plain name"), std::string::npos);
   EXPECT_EQ(parse_config("train:\n  lr: 0.1\n---\n", "t").train.lr, 0.1);  // A trailing --- is one document.
