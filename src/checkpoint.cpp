@@ -240,29 +240,43 @@ CheckpointState verify_checkpoint(const std::string& path) {
 
 std::vector<std::string> list_checkpoints(const std::string& dir) {
   // Only names this code writes (epoch_EEEE_step_SSSSSSSS.json); other files are not ours.
-  std::vector<std::pair<int64_t, std::string>> found;
+  struct Found {
+    CheckpointProgress progress;
+    std::string payload;
+  };
+  std::vector<Found> found;
   for (const std::string& name : files::list_directory(dir)) {
     long long epoch = -1, step = -1;
     int end = 0;
-    if (std::sscanf(name.c_str(), "epoch_%lld_step_%lld.json%n", &epoch, &step, &end) == 2 &&
-        end == static_cast<int>(name.size()) && epoch >= 0 && step >= 0 && stem(epoch, step) + ".json" == name) {
-      found.emplace_back(step, payload_of(files::join(dir, name)));
+    if (std::sscanf(name.c_str(), "epoch_%lld_step_%lld.json%n", &epoch, &step, &end) != 2 ||
+        end != static_cast<int>(name.size()) || epoch < 0 || step < 0 || stem(epoch, step) + ".json" != name) {
+      continue;
     }
+    // Order by progress through the data, (epoch, samples of it done): step numbers restart
+    // their count when a run resumes with another world size, so a 4-rank continuation of a
+    // 2-rank run has lower steps than the checkpoint it came from.
+    CheckpointProgress progress{epoch, 0, step};
+    try {
+      const YAML::Node m = YAML::LoadFile(files::join(dir, name));
+      progress.epoch = m["epoch"].as<int64_t>();
+      progress.epoch_samples = m["epoch_samples"].as<int64_t>();
+    } catch (const std::exception&) {  // Unreadable: ordered by its name; verify() rejects it later.
+    }
+    found.push_back({progress, payload_of(files::join(dir, name))});
   }
-  // Order by step, the true progress (an epoch may repeat after a resume with another world size).
-  std::stable_sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::stable_sort(found.begin(), found.end(), [](const Found& a, const Found& b) { return a.progress < b.progress; });
   std::vector<std::string> out;
-  for (auto& f : found) out.push_back(std::move(f.second));
+  for (auto& f : found) out.push_back(std::move(f.payload));
   return out;
 }
 
-std::optional<std::string> newest_checkpoint_after(const std::string& dir, int64_t step) {
-  const auto all = list_checkpoints(dir);  // Oldest first, by the step in the name.
+std::optional<std::string> newest_checkpoint_after(const std::string& dir, const CheckpointProgress& progress) {
+  const auto all = list_checkpoints(dir);  // Oldest first.
   for (auto it = all.rbegin(); it != all.rend(); ++it) {
     try {
       const CheckpointState st = verify_checkpoint(*it);
-      if (st.step > step) return *it;
-      break;  // The rest are older still: nothing past `step`, and no need to hash them.
+      if (CheckpointProgress{st.epoch, st.epoch_samples, st.step} > progress) return *it;
+      break;  // The rest are older still: nothing past `progress`, and no need to hash them.
     } catch (const Error&) {  // Corrupt, half-written or unreadable: nothing to protect.
     }
   }

@@ -300,7 +300,8 @@ TrainSummary Trainer::run() {
   LossScaler scaler(s.precision == Precision::kFp16, c.train.loss_scale, c.train.loss_scale_growth_steps);
 
   // ---- every rank: resume (all read the same checkpoint) ----
-  int64_t step = 0, epoch = 0, first_batch = 0, resumed_step = -1;
+  int64_t step = 0, epoch = 0, first_batch = 0;
+  CheckpointProgress resumed;  // Before anything, for a fresh run.
   const std::string resume = resolve_resume(s.comm, c);
   if (!resume.empty()) {
     // Agreed: a checkpoint that one node cannot read (not on a shared file system) is one error.
@@ -309,7 +310,7 @@ TrainSummary Trainer::run() {
     epoch = st.epoch;
     first_batch = st.epoch_samples / global_per_step;
     step = st.world_size == world ? st.step : epoch * steps_per_epoch + first_batch;
-    resumed_step = st.step;
+    resumed = {st.epoch, st.epoch_samples, st.step};
     if (st.loss_scale > 0) scaler.restore(st.loss_scale, st.loss_scale_good_steps);
     if (s.is_root()) {
       spdlog::info("resumed from {} at epoch {} step {} ({} samples of the epoch done)", resume, epoch + 1, step,
@@ -332,7 +333,7 @@ TrainSummary Trainer::run() {
   // and prune those (another run, or the branch that was abandoned).
   std::string clash;
   if (s.is_root()) {
-    if (auto later = newest_checkpoint_after(c.checkpoint.dir, resumed_step)) {
+    if (auto later = newest_checkpoint_after(c.checkpoint.dir, resumed)) {
       clash = "checkpoint.dir '" + c.checkpoint.dir + "' holds " + *later + ", " +
               (resume.empty() ? "written by another run" : "later than the resumed checkpoint") +
               ": this run would overwrite or prune it. Continue that run with resume=auto, or give this run an "

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace torch::nn {
@@ -71,12 +72,24 @@ CheckpointState read_checkpoint_info(const std::string& path);
 CheckpointState load_checkpoint_model(const std::string& path, torch::nn::Module& model,
                                       const std::string& expected_model);
 
-// Payload paths of the checkpoints in `dir` that have a manifest, oldest (lowest step) first.
+// Payload paths of the checkpoints in `dir` that have a manifest, oldest first (by
+// CheckpointProgress, read from the manifests; by the name where a manifest does not parse).
 std::vector<std::string> list_checkpoints(const std::string& dir);
 
-// The newest checkpoint in `dir` that verifies and is past `step` (what a run continuing from
-// `step` would overwrite or prune), or nullopt.
-std::optional<std::string> newest_checkpoint_after(const std::string& dir, int64_t step);
+// How far a run has come through the data: ordered by epoch, then samples of it done (both
+// independent of the world size), then step.
+struct CheckpointProgress {
+  int64_t epoch = -1;
+  int64_t epoch_samples = -1;
+  int64_t step = -1;
+  auto key() const { return std::tie(epoch, epoch_samples, step); }
+  bool operator<(const CheckpointProgress& o) const { return key() < o.key(); }
+  bool operator>(const CheckpointProgress& o) const { return o < *this; }
+};
+
+// The newest checkpoint in `dir` that verifies and is past `progress` (what a run continuing from
+// there would overwrite or prune), or nullopt. A fresh run passes the default (before anything).
+std::optional<std::string> newest_checkpoint_after(const std::string& dir, const CheckpointProgress& progress);
 
 // Keeps the newest `keep` checkpoints plus the one with the best test accuracy.
 void prune_checkpoints(const std::string& dir, int64_t keep);

@@ -164,15 +164,33 @@ TEST(Checkpoint, ParametersOfAnotherShapeAreANamedInputError) {
   EXPECT_NE(why.find("holds 'weight' of shape [2, 3] where this model has [5, 3]"), std::string::npos) << why;
 }
 
-TEST(Checkpoint, NewestCheckpointAfterAStepSkipsCorruptOnes) {
+TEST(Checkpoint, NewestCheckpointAfterAPointSkipsCorruptOnes) {
   TempDir dir;
-  CheckpointFiles a = save_at(dir.path(), 0, 5), b = save_at(dir.path(), 1, 10);
-  EXPECT_EQ(newest_checkpoint_after(dir.path(), -1).value_or(""), b.payload);
-  EXPECT_EQ(newest_checkpoint_after(dir.path(), 5).value_or(""), b.payload);
-  EXPECT_FALSE(newest_checkpoint_after(dir.path(), 10).has_value());
+  CheckpointFiles a = save_at(dir.path(), 0, 5), b = save_at(dir.path(), 1, 10);  // 128 samples into each epoch.
+  EXPECT_EQ(newest_checkpoint_after(dir.path(), {}).value_or(""), b.payload);
+  EXPECT_EQ(newest_checkpoint_after(dir.path(), {0, 128, 5}).value_or(""), b.payload);
+  EXPECT_FALSE(newest_checkpoint_after(dir.path(), {1, 128, 10}).has_value());
   std::ofstream(b.payload, std::ios::trunc) << "garbage";
-  EXPECT_FALSE(newest_checkpoint_after(dir.path(), 5).has_value());
-  EXPECT_EQ(newest_checkpoint_after(dir.path(), -1).value_or(""), a.payload);
+  EXPECT_FALSE(newest_checkpoint_after(dir.path(), {0, 128, 5}).has_value());
+  EXPECT_EQ(newest_checkpoint_after(dir.path(), {}).value_or(""), a.payload);
+}
+
+TEST(Checkpoint, OrderIsProgressThroughTheDataNotTheStepNumber) {
+  // A 1-rank run saved at the end of epoch 3 (step 300); resumed on 4 ranks, steps count a
+  // quarter as fast: 512 samples into epoch 3 is step 160. The continuation is the newer one.
+  TempDir dir;
+  torch::nn::Linear model(3, 2);
+  torch::optim::SGD opt(model->parameters(), torch::optim::SGDOptions(0.1));
+  CheckpointState old_run = some_state(), new_run = some_state();
+  old_run.epoch = 3, old_run.epoch_samples = 0, old_run.step = 300, old_run.test_accuracy = 0.2;
+  new_run.epoch = 3, new_run.epoch_samples = 512, new_run.step = 160, new_run.test_accuracy = 0.3;
+  CheckpointFiles o = save_checkpoint(dir.path(), *model, opt, old_run);
+  CheckpointFiles n = save_checkpoint(dir.path(), *model, opt, new_run);
+  EXPECT_EQ(list_checkpoints(dir.path()), (std::vector<std::string>{o.payload, n.payload}));
+  EXPECT_EQ(find_latest_checkpoint(dir.path(), nullptr).value_or(""), n.payload);
+  EXPECT_EQ(newest_checkpoint_after(dir.path(), {3, 0, 300}).value_or(""), n.payload);
+  prune_checkpoints(dir.path(), 1);
+  EXPECT_EQ(list_checkpoints(dir.path()), std::vector<std::string>{n.payload}) << "pruned the continuation";
 }
 
 }  // namespace
