@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "ddp/check.h"
+#include "test_files.h"
 
 namespace ddp {
 namespace {
@@ -70,15 +71,8 @@ TEST(Config, AmbiguousYamlIsRefusedNotGuessed) {
   EXPECT_NE(error_of("train:\n  lr: 0.1\n---\ntrain:\n  lr: 0.2\n").find("holds 2 YAML documents"), std::string::npos);
   EXPECT_NE(error_of("? [a, b]\n: 1\n").find("is not a plain name"), std::string::npos);
   EXPECT_EQ(parse_config("train:\n  lr: 0.1\n---\n", "t").train.lr, 0.1);  // A trailing --- is one document.
-  const std::string dir = ::testing::TempDir();
-  EXPECT_NE([&] {
-    try {
-      load_config(dir);
-    } catch (const InputError& e) {
-      return std::string(e.what());
-    }
-    return std::string();
-  }().find("is not a file"), std::string::npos);
+  const std::string why = testing::input_error_of([] { load_config(::testing::TempDir()); });
+  EXPECT_NE(why.find("is not a file"), std::string::npos) << why;
 }
 
 TEST(Config, RulesBetweenKeysAndBoundsAgainstOverflow) {
