@@ -55,8 +55,18 @@ struct Trainer::State {
 
 namespace {
 
-// Rank 0 runs `fn` (file-system set-up); every rank learns whether it failed and throws the
-// same InputError, so a bad directory ends the job cleanly on all ranks.
+// Rank 0's string, on every rank.
+std::string broadcast_string(Communicator& comm, const std::string& mine) {
+  at::Tensor len = at::tensor({static_cast<int64_t>(mine.size())}, at::kLong);
+  comm.broadcast(len, 0);
+  at::Tensor bytes = at::zeros({len.item<int64_t>() + 1}, at::kByte);
+  if (comm.rank() == 0) std::memcpy(bytes.data_ptr(), mine.data(), mine.size());
+  comm.broadcast(bytes, 0);
+  return std::string(static_cast<const char*>(bytes.data_ptr()), static_cast<size_t>(len.item<int64_t>()));
+}
+
+// Rank 0 runs `fn` (file-system work); every rank learns rank 0's error, if any, and throws it as
+// the same InputError, so a bad directory or folder ends the job cleanly on all ranks.
 void root_prepares(Communicator& comm, const std::function<void()>& fn) {
   std::string error;
   if (comm.rank() == 0) {
@@ -66,11 +76,8 @@ void root_prepares(Communicator& comm, const std::function<void()>& fn) {
       error = e.what();
     }
   }
-  at::Tensor failed = at::tensor({static_cast<int32_t>(!error.empty())}, at::kInt);
-  comm.broadcast(failed, 0);
-  if (failed.item<int32_t>() != 0) {
-    throw InputError(comm.rank() == 0 ? error : "rank 0 failed to prepare its output directories (see its message)");
-  }
+  error = broadcast_string(comm, error);
+  if (!error.empty()) throw InputError(error);
 }
 
 void ensure_writable_dir(const std::string& dir, const std::string& key) {
@@ -105,15 +112,9 @@ void prefetch_next(Batcher& batcher, const DistributedSampler& sampler, const st
   batcher.prefetch(next.indices, next.positions, c.data.augment, static_cast<uint64_t>(c.train.seed), epoch);
 }
 
-// Rank 0's string, on every rank.
-std::string broadcast_string(Communicator& comm, const std::string& mine) {
-  at::Tensor len = at::tensor({static_cast<int64_t>(mine.size())}, at::kLong);
-  comm.broadcast(len, 0);
-  at::Tensor bytes = at::zeros({len.item<int64_t>() + 1}, at::kByte);
-  if (comm.rank() == 0) std::memcpy(bytes.data_ptr(), mine.data(), mine.size());
-  comm.broadcast(bytes, 0);
-  return std::string(static_cast<const char*>(bytes.data_ptr()), static_cast<size_t>(len.item<int64_t>()));
-}
+
+// A debug.*_at_step trigger (1-based; 0 = off) firing at step `at`.
+bool fires(int64_t trigger, int64_t at) { return trigger > 0 && trigger == at; }
 
 std::string fmt_eta(double seconds) {
   char buf[32];
@@ -328,20 +329,17 @@ TrainSummary Trainer::run() {
   }
 
   // ---- every rank: agree that this run overwrites no other run's checkpoints (rank 0 looks) ----
-  // Saves are named by epoch and step, and pruning keeps the newest by step: a fresh run, or a
-  // resume from an earlier checkpoint, into a folder holding later checkpoints would overwrite
-  // and prune those (another run, or the branch that was abandoned).
-  std::string clash;
-  if (s.is_root()) {
+  // Saves are named by epoch and step, and pruning keeps the newest: a fresh run, or a resume
+  // from an earlier checkpoint, into a folder holding later checkpoints would overwrite and prune
+  // those (another run, or the branch that was abandoned).
+  root_prepares(s.comm, [&] {
     if (auto later = newest_checkpoint_after(c.checkpoint.dir, resumed)) {
-      clash = "checkpoint.dir '" + c.checkpoint.dir + "' holds " + *later + ", " +
-              (resume.empty() ? "written by another run" : "later than the resumed checkpoint") +
-              ": this run would overwrite or prune it. Continue that run with resume=auto, or give this run an "
-              "empty checkpoint.dir (or move those checkpoints away)";
+      throw InputError("checkpoint.dir '" + c.checkpoint.dir + "' holds " + *later + ", " +
+                       (resume.empty() ? "written by another run" : "later than the resumed checkpoint") +
+                       ": this run would overwrite or prune it. Continue that run with resume=auto, or give this "
+                       "run an empty checkpoint.dir (or move those checkpoints away)");
     }
-  }
-  clash = broadcast_string(s.comm, clash);
-  if (!clash.empty()) throw InputError(clash);
+  });
 
   if (s.is_root()) {
     spdlog::info("training {} ({} parameters) on {} | {} ranks x batch {} x {} micro-batches = {} images/step | {} steps/epoch, {} steps",
@@ -380,6 +378,14 @@ TrainSummary Trainer::run() {
     spdlog::info("saved checkpoint {}", f.payload);
   };
 
+  // Where the run ended, for the summary (a stop by signal returns early).
+  auto close_summary = [&] {
+    summary.steps = step;
+    summary.epochs = epoch;
+    summary.wall_s = std::chrono::duration<double>(Clock::now() - start).count();
+    summary.loss_scale = scaler.enabled() ? scaler.scale() : 0.0;
+  };
+
   const int64_t run_first_step = step;
   if (s.is_root() && (epoch >= c.train.epochs || step >= total_steps)) {
     spdlog::info("nothing to train: the resumed run has done its {} steps ({} epochs); raise train.epochs (or "
@@ -398,7 +404,7 @@ TrainSummary Trainer::run() {
         cut_short = true;
         break;
       }
-      if (c.debug.hang_at_step > 0 && c.debug.hang_at_step == step + 1 && rank == c.debug.hang_rank) {
+      if (fires(c.debug.hang_at_step, step + 1) && rank == c.debug.hang_rank) {
         spdlog::warn("debug.hang_at_step: rank {} stops participating at step {}", rank, step + 1);
         for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
       }
@@ -445,7 +451,7 @@ TrainSummary Trainer::run() {
           }
           // The loss (log-softmax and its reduction) runs in fp32 whatever the precision.
           at::Tensor loss = torch::nn::functional::cross_entropy(logits.to(at::kFloat), data.labels, ce_options);
-          if (c.debug.nan_at_step > 0 && c.debug.nan_at_step == step + 1 && rank == c.debug.nan_rank) loss = loss * std::nan("");
+          if (fires(c.debug.nan_at_step, step + 1) && rank == c.debug.nan_rank) loss = loss * std::nan("");
           lap(tm.forward_s);
           const double weight = static_cast<double>(mhi - mlo) / static_cast<double>(hi - lo);
           const double backward_factor = weight * step_scale;
@@ -466,7 +472,7 @@ TrainSummary Trainer::run() {
       for (const auto& p : s.model->parameters()) {
         if (p.grad().defined()) grad_total = grad_total + p.grad().sum().to(at::kDouble);
       }
-      const bool stop_here = stop_signal_received() != 0 || (c.debug.stop_at_step > 0 && c.debug.stop_at_step == step + 1 && rank == 0);
+      const bool stop_here = stop_signal_received() != 0 || (fires(c.debug.stop_at_step, step + 1) && rank == 0);
       at::Tensor flags = at::stack({at::scalar_tensor(stop_here ? 1.0 : 0.0, at::kDouble),
                                     at::isfinite(loss_total.cpu()).logical_not().to(at::kDouble),
                                     at::isfinite(grad_total.cpu()).logical_not().to(at::kDouble)});
@@ -511,7 +517,7 @@ TrainSummary Trainer::run() {
       }
       ++step;
       ++interval_steps;
-      if (c.debug.drift_at_step > 0 && c.debug.drift_at_step == step && rank == c.debug.drift_rank) {
+      if (fires(c.debug.drift_at_step, step) && rank == c.debug.drift_rank) {
         c10::NoGradGuard no_grad;
         s.model->parameters()[0].add_(1e-3);
       }
@@ -592,10 +598,7 @@ TrainSummary Trainer::run() {
           epoch_end ? save(epoch + 1, 0, -1) : save(epoch, (b + 1) * global_per_step, -1);
         }
         summary.stopped_by_signal = true;
-        summary.loss_scale = scaler.enabled() ? scaler.scale() : 0.0;
-        summary.steps = step;
-        summary.epochs = epoch;
-        summary.wall_s = std::chrono::duration<double>(Clock::now() - start).count();
+        close_summary();
         return summary;
       }
       if (c.checkpoint.every_steps > 0 && step % c.checkpoint.every_steps == 0 && !epoch_end && s.is_root()) {
@@ -620,10 +623,7 @@ TrainSummary Trainer::run() {
     }
     if (cut_short) break;
   }
-  summary.steps = step;
-  summary.epochs = epoch;
-  summary.wall_s = std::chrono::duration<double>(Clock::now() - start).count();
-  summary.loss_scale = scaler.enabled() ? scaler.scale() : 0.0;
+  close_summary();
   if (s.is_root()) {
     std::string skipped;
     if (summary.bad_steps) skipped += ", " + std::to_string(summary.bad_steps) + " skipped as non-finite";
