@@ -136,6 +136,18 @@ Config checkpoint_config(const TrainArgs& t, const CheckpointState& info) {
 
 
 
+// The config of a train-like command (--config FILE plus --set), agreed by every rank: read
+// inside agreed(), then checked to be the same everywhere before anything depends on it.
+Config agreed_config(Communicator& startup, const std::vector<std::string>& args, std::string* path = nullptr) {
+  Config c = agreed(startup, [&] {
+    TrainArgs t = parse_train_args(args);
+    if (path) *path = t.config_path;
+    return load_config(t.config_path, t.overrides);
+  });
+  check_same_config(startup, c);
+  return c;
+}
+
 // The train and test sets, agreed (a dataset missing on one node is one error for the job).
 std::pair<ImageDataset, ImageDataset> load_datasets(Communicator& comm, const Config& c) {
   return agreed(comm, [&] { return std::make_pair(load_dataset(c, /*train=*/true), load_dataset(c, /*train=*/false)); });
@@ -152,29 +164,18 @@ std::unique_ptr<Communicator> make_communicator(const Config& c, const std::stri
 
 int train(const std::vector<std::string>& args, const ProcessInfo& p) {
   // Start-up that can fail on some ranks only is agreed (Note [agreed start-up errors]).
-  struct Setup {
-    std::string config_path;
-    Config config;
-    std::string device;
-    int threads = 1;
-  };
   MpiCommunicator startup(MPI_COMM_WORLD, kStartupTimeout);
-  const Setup s = agreed(startup, [&] {
-    TrainArgs t = parse_train_args(args);
-    Setup r{t.config_path, load_config(t.config_path, t.overrides)};
-    r.device = setup_device(r.config, p, &r.threads);
-    return r;
-  });
-  const Config& config = s.config;
-  const std::string& device = s.device;
-  check_same_config(startup, config);  // Before the first collective that depends on it.
+  std::string config_path;
+  const Config config = agreed_config(startup, args, &config_path);
+  int threads = 1;
+  const std::string device = agreed(startup, [&] { return setup_device(config, p, &threads); });
   auto comm = make_communicator(config, device);
   if (p.rank == 0) {
     spdlog::info("{}", version_string());
     spdlog::info("world size {} | rank 0 on {} | device {} | {} intra-op threads per rank | backend {}",
-                 p.world_size, p.hostname, device, s.threads, comm->backend());
+                 p.world_size, p.hostname, device, threads, comm->backend());
     std::istringstream yaml(config.to_yaml());
-    spdlog::info("resolved config ({}):", s.config_path);
+    spdlog::info("resolved config ({}):", config_path);
     for (std::string line; std::getline(yaml, line);) spdlog::info("  {}", line);
   }
   prepare_dataset(config, *comm, p.local_rank);  // Collective; only with data.download=true.
@@ -302,11 +303,7 @@ int export_model(const std::vector<std::string>& args, const ProcessInfo& p) {
 // ddptrain bench-devices: the same short training on each device kind this machine has.
 int bench_devices(const std::vector<std::string>& args, const ProcessInfo& p) {
   MpiCommunicator startup(MPI_COMM_WORLD, kStartupTimeout);
-  const Config base = agreed(startup, [&] {
-    TrainArgs t = parse_train_args(args);
-    return load_config(t.config_path, t.overrides);
-  });
-  check_same_config(startup, base);
+  const Config base = agreed_config(startup, args);
   // Both kinds on every rank (the loop holds collectives); one that some rank cannot use is
   // skipped by all, with the reason.
   const std::vector<std::string> kinds = {"cpu", "cuda"};
@@ -369,11 +366,7 @@ int bench_devices(const std::vector<std::string>& args, const ProcessInfo& p) {
 // and checkpoints are outside the timed steps. Logs and checkpoints go to a scratch folder.
 int bench_train(const std::vector<std::string>& args, const ProcessInfo& p) {
   MpiCommunicator startup(MPI_COMM_WORLD, kStartupTimeout);
-  Config c = agreed(startup, [&] {
-    TrainArgs t = parse_train_args(args);
-    return load_config(t.config_path, t.overrides);
-  });
-  check_same_config(startup, c);
+  Config c = agreed_config(startup, args);
   const std::string scratch = p.rank == 0 ? files::make_temp_directory("ddptrain_bench_") : "";
   struct ScratchGuard {
     std::string path;
