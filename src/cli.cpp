@@ -237,7 +237,8 @@ int eval(const std::vector<std::string>& args, const ProcessInfo& p) {
   auto comm = make_communicator(config, device);
   auto [test_set, model] = agreed(*comm, [&] {
     ImageDataset test = load_dataset(config, /*train=*/false);
-    auto m = make_model(config.model.name, test.channels(), test.num_classes);
+    auto m = make_model(config.model.name, test.channels(), test.num_classes,
+                        conv_algorithm_from_name(config.train.conv_algorithm));
     m->to(c10::Device(device));
     load_checkpoint_model(t.checkpoint, *m, config.model.name);
     return std::make_pair(std::move(test), m);
@@ -284,7 +285,8 @@ int export_model(const std::vector<std::string>& args, const ProcessInfo& p) {
     config.data.limit_test = 1;
     config.data.synthetic_test = 1;
     ImageDataset data = load_dataset(config, /*train=*/false);
-    auto m = make_model(config.model.name, data.channels(), data.num_classes);
+    auto m = make_model(config.model.name, data.channels(), data.num_classes,
+                        conv_algorithm_from_name(config.train.conv_algorithm));
     load_checkpoint_model(t.checkpoint, *m, config.model.name);
     return std::make_pair(std::move(data), m);
   });

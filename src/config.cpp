@@ -155,6 +155,7 @@ const std::vector<Field>& fields() {
       int_field("train.accumulate_steps", DDP_REF(train.accumulate_steps), 1, 1 << 16),
       int_field("train.max_bad_steps", DDP_REF(train.max_bad_steps), 0),
       bool_field("train.channels_last", DDP_REF(train.channels_last)),
+      string_field("train.conv_algorithm", DDP_REF(train.conv_algorithm), {"auto", "direct"}),
       string_field("train.precision", DDP_REF(train.precision), {"fp32", "bf16", "fp16"}),
       double_field("train.loss_scale", DDP_REF(train.loss_scale), 1.0, 1e30),
       int_field("train.loss_scale_growth_steps", DDP_REF(train.loss_scale_growth_steps), 1),

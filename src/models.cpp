@@ -3,6 +3,7 @@
 #include <torch/nn.h>
 
 #include "ddp/check.h"
+#include "ddp/winograd_conv.h"
 
 namespace ddp {
 namespace {
@@ -29,24 +30,29 @@ class SeedCnn : public Classifier {
 // 3x3 conv (no bias) -> BatchNorm -> ReLU; parameters "conv.weight", "bn.weight", "bn.bias".
 class ConvBnImpl : public torch::nn::Module {
  public:
-  ConvBnImpl(int64_t cin, int64_t cout) {
+  ConvBnImpl(int64_t cin, int64_t cout, ConvAlgorithm algorithm)
+      : winograd_(algorithm == ConvAlgorithm::kAuto && cin >= kWinogradMinChannels) {
     conv_ = register_module("conv", nn::Conv2d(nn::Conv2dOptions(cin, cout, 3).padding(1).bias(false)));
     bn_ = register_module("bn", nn::BatchNorm2d(cout));
   }
-  at::Tensor forward(const at::Tensor& x) { return bn_->forward(conv_->forward(x)).relu_(); }
+  at::Tensor forward(const at::Tensor& x) {
+    const at::Tensor& w = conv_->weight;
+    at::Tensor y = winograd_ && winograd_applies(x, w) ? winograd_conv3x3(x, w) : conv_->forward(x);
+    return bn_->forward(y).relu_();
+  }
 
  private:
+  bool winograd_;
   nn::Conv2d conv_{nullptr};
   nn::BatchNorm2d bn_{nullptr};
 };
 TORCH_MODULE(ConvBn);
 
-ConvBn conv_bn(int64_t cin, int64_t cout) { return ConvBn(cin, cout); }
-
 class ResNet9 : public Classifier {
  public:
-  ResNet9(int64_t in_channels, int64_t classes) {
-    prep_ = register_module("prep", ConvBn(in_channels, 64));
+  ResNet9(int64_t in_channels, int64_t classes, ConvAlgorithm algorithm) {
+    auto conv_bn = [algorithm](int64_t cin, int64_t cout) { return ConvBn(cin, cout, algorithm); };
+    prep_ = register_module("prep", conv_bn(in_channels, 64));
     layer1_ = register_module("layer1", nn::Sequential(conv_bn(64, 128), nn::MaxPool2d(2)));
     res1_ = register_module("res1", nn::Sequential(conv_bn(128, 128), conv_bn(128, 128)));
     layer2_ = register_module("layer2", nn::Sequential(conv_bn(128, 256), nn::MaxPool2d(2)));
@@ -74,10 +80,16 @@ class ResNet9 : public Classifier {
 
 }  // namespace
 
-std::shared_ptr<Classifier> make_model(const std::string& name, int64_t in_channels,
-                                       int64_t num_classes) {
+ConvAlgorithm conv_algorithm_from_name(const std::string& name) {
+  if (name == "auto") return ConvAlgorithm::kAuto;
+  if (name == "direct") return ConvAlgorithm::kDirect;
+  throw InputError("unknown train.conv_algorithm '" + name + "'; choose auto or direct");
+}
+
+std::shared_ptr<Classifier> make_model(const std::string& name, int64_t in_channels, int64_t num_classes,
+                                       ConvAlgorithm conv) {
   if (name == "seed_cnn") return std::make_shared<SeedCnn>(in_channels, num_classes);
-  if (name == "resnet9") return std::make_shared<ResNet9>(in_channels, num_classes);
+  if (name == "resnet9") return std::make_shared<ResNet9>(in_channels, num_classes, conv);
   throw InputError("unknown model.name '" + name + "'; choose seed_cnn or resnet9");
 }
 

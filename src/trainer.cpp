@@ -158,7 +158,8 @@ Trainer::Trainer(Config config, Communicator& comm, const c10::Device& device, I
     spdlog::warn("{}", w);
   }
   torch::manual_seed(static_cast<uint64_t>(c.train.seed));
-  s_->model = make_model(c.model.name, s_->train_data.channels(), s_->train_data.num_classes);
+  s_->model = make_model(c.model.name, s_->train_data.channels(), s_->train_data.num_classes,
+                         conv_algorithm_from_name(c.train.conv_algorithm));
   s_->model->to(device);
   if (c.train.channels_last) {
     // NHWC weights (and, in the step, NHWC batches): oneDNN/cuDNN then skip layout reorders.

@@ -8,6 +8,14 @@
 //             layer1 conv 128 + maxpool + residual(2 x conv 128), layer2 conv 256 + maxpool,
 //             layer3 conv 512 + maxpool + residual(2 x conv 512), global max pool, linear to
 //             the classes (no bias), output scaled by 0.125. Every conv is 3x3 conv-BN-ReLU.
+//
+// ConvAlgorithm (train.conv_algorithm) picks how ResNet-9's 3x3 convolutions are computed:
+//   kAuto    Winograd F(4x4, 3x3) (ddp/winograd_conv.h) for each conv with at least
+//            kWinogradMinChannels input channels while it runs in fp32 on the CPU, LibTorch's
+//            conv2d everywhere else (CUDA, where cuDNN picks its own algorithm; bf16/fp16
+//            autocast; the 3-channel first layer, where the transforms cost more than they save).
+//   kDirect  LibTorch's conv2d always: what PyTorch runs.
+// Parameters, their names and checkpoints are the same either way.
 #pragma once
 
 #include <torch/nn/module.h>
@@ -17,6 +25,12 @@
 
 namespace ddp {
 
+enum class ConvAlgorithm { kAuto, kDirect };
+constexpr int64_t kWinogradMinChannels = 16;
+
+// "auto" or "direct"; anything else is an InputError.
+ConvAlgorithm conv_algorithm_from_name(const std::string& name);
+
 class Classifier : public torch::nn::Module {
  public:
   // images [B, C, 32, 32] -> logits [B, classes]
@@ -25,7 +39,7 @@ class Classifier : public torch::nn::Module {
 
 // Throws InputError for an unknown name.
 std::shared_ptr<Classifier> make_model(const std::string& name, int64_t in_channels = 3,
-                                       int64_t num_classes = 10);
+                                       int64_t num_classes = 10, ConvAlgorithm conv = ConvAlgorithm::kAuto);
 
 int64_t parameter_count(const torch::nn::Module& module);
 

@@ -1,7 +1,10 @@
 #include "ddp/models.h"
 
+#include <ATen/autocast_mode.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
+
+#include <utility>
 
 #include "ddp/check.h"
 
@@ -44,6 +47,47 @@ TEST(Models, ForwardShapes) {
 }
 
 TEST(Models, UnknownNameIsAnInputError) { EXPECT_THROW(make_model("vgg99"), InputError); }
+
+// ResNet-9 with the Winograd convolutions (auto) and with LibTorch's (direct), same weights.
+std::pair<std::shared_ptr<Classifier>, std::shared_ptr<Classifier>> resnet9_pair() {
+  torch::manual_seed(1);
+  auto winograd = make_model("resnet9", 3, 10, ConvAlgorithm::kAuto);
+  auto direct = make_model("resnet9", 3, 10, ConvAlgorithm::kDirect);
+  torch::NoGradGuard no_grad;
+  auto from = winograd->parameters(), to = direct->parameters();
+  for (size_t i = 0; i < from.size(); ++i) to[i].copy_(from[i]);
+  return {winograd, direct};
+}
+
+TEST(Models, ResNet9WinogradMatchesDirectInFp32) {
+  auto [winograd, direct] = resnet9_pair();
+  const at::Tensor x = torch::randn({4, 3, 32, 32});
+  const at::Tensor a = winograd->forward(x), b = direct->forward(x);
+  EXPECT_LT((a - b).abs().max().item<float>(), 1e-4 * b.abs().max().item<float>());
+  EXPECT_FALSE(torch::equal(a, b)) << "auto gave direct's exact numbers: Winograd did not run";
+  a.sum().backward();
+  b.sum().backward();
+  const at::Tensor ga = winograd->named_parameters()["layer3.0.conv.weight"].grad();
+  const at::Tensor gb = direct->named_parameters()["layer3.0.conv.weight"].grad();
+  EXPECT_LT((ga - gb).abs().max().item<float>(), 1e-3 * gb.abs().max().item<float>());
+}
+
+TEST(Models, ResNet9UnderBf16AutocastKeepsLibTorchsConvolutions) {
+  auto [winograd, direct] = resnet9_pair();
+  const at::Tensor x = torch::randn({2, 3, 32, 32});
+  at::autocast::set_autocast_enabled(at::kCPU, true);
+  at::autocast::set_autocast_dtype(at::kCPU, at::kBFloat16);
+  const at::Tensor a = winograd->forward(x), b = direct->forward(x);
+  at::autocast::set_autocast_enabled(at::kCPU, false);
+  at::autocast::clear_cache();
+  EXPECT_TRUE(torch::equal(a, b));
+}
+
+TEST(Models, ConvAlgorithmNames) {
+  EXPECT_EQ(conv_algorithm_from_name("auto"), ConvAlgorithm::kAuto);
+  EXPECT_EQ(conv_algorithm_from_name("direct"), ConvAlgorithm::kDirect);
+  EXPECT_THROW(conv_algorithm_from_name("winograd"), InputError);
+}
 
 }  // namespace
 }  // namespace ddp

@@ -1,0 +1,343 @@
+#include "ddp/winograd_conv.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
+#include <torch/autograd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "ddp/check.h"
+
+namespace ddp {
+namespace {
+
+// Note [Winograd layout]
+// Tiles: output tile (a, b) of image n covers output rows 4a..4a+3 and columns 4b..4b+3 and reads
+// input rows 4a-1..4a+4 and columns 4b-1..4b+4 (the -1 is the padding). Tile t = (n*th + a)*tw + b.
+// The transformed input V and the products M are [36, T, C]: point p = 6*i + j of the 6x6
+// transformed tile, then the tile, then the channel, so that M[p] = V[p] x U[p] is one plain
+// matrix product per point and the channel (NHWC's innermost dimension) is the vector lane of
+// every transform below.
+constexpr int64_t kPoints = 36;
+constexpr int64_t kBlock = 64;  // Channels transformed together (the lanes of one pass).
+
+// The 1-d transforms, applied to 6 (or 4) lane vectors at s + k*ss, written to d + i*ds.
+// B^T, the input transform (Lavin & Gray's F(4, 3)).
+inline void input_1d(const float* __restrict__ s, int64_t ss, float* __restrict__ d, int64_t ds,
+                     int64_t lanes) {
+  for (int64_t c = 0; c < lanes; ++c) {
+    const float s0 = s[c], s1 = s[ss + c], s2 = s[2 * ss + c], s3 = s[3 * ss + c],
+                s4 = s[4 * ss + c], s5 = s[5 * ss + c];
+    d[c] = 4.f * s0 - 5.f * s2 + s4;
+    d[ds + c] = -4.f * (s1 + s2) + s3 + s4;
+    d[2 * ds + c] = 4.f * (s1 - s2) - s3 + s4;
+    d[3 * ds + c] = 2.f * (s3 - s1) - s2 + s4;
+    d[4 * ds + c] = 2.f * (s1 - s3) - s2 + s4;
+    d[5 * ds + c] = 4.f * s1 - 5.f * s3 + s5;
+  }
+}
+
+// B, its transpose (backward of the input transform).
+inline void input_t_1d(const float* __restrict__ s, int64_t ss, float* __restrict__ d, int64_t ds,
+                       int64_t lanes) {
+  for (int64_t c = 0; c < lanes; ++c) {
+    const float v0 = s[c], v1 = s[ss + c], v2 = s[2 * ss + c], v3 = s[3 * ss + c],
+                v4 = s[4 * ss + c], v5 = s[5 * ss + c];
+    d[c] = 4.f * v0;
+    d[ds + c] = 4.f * (v2 - v1 + v5) + 2.f * (v4 - v3);
+    d[2 * ds + c] = -5.f * v0 - 4.f * (v1 + v2) - v3 - v4;
+    d[3 * ds + c] = v1 - v2 + 2.f * (v3 - v4) - 5.f * v5;
+    d[4 * ds + c] = v0 + v1 + v2 + v3 + v4;
+    d[5 * ds + c] = v5;
+  }
+}
+
+// A^T, the output transform: 6 values to 4.
+inline void output_1d(const float* __restrict__ s, int64_t ss, float* __restrict__ d, int64_t ds,
+                      int64_t lanes) {
+  for (int64_t c = 0; c < lanes; ++c) {
+    const float m0 = s[c], m1 = s[ss + c], m2 = s[2 * ss + c], m3 = s[3 * ss + c],
+                m4 = s[4 * ss + c], m5 = s[5 * ss + c];
+    const float p12 = m1 + m2, d12 = m1 - m2, p34 = m3 + m4, d34 = m3 - m4;
+    d[c] = m0 + p12 + p34;
+    d[ds + c] = d12 + 2.f * d34;
+    d[2 * ds + c] = p12 + 4.f * p34;
+    d[3 * ds + c] = d12 + 8.f * d34 + m5;
+  }
+}
+
+// A, its transpose (backward of the output transform): 4 values to 6.
+inline void output_t_1d(const float* __restrict__ s, int64_t ss, float* __restrict__ d, int64_t ds,
+                        int64_t lanes) {
+  for (int64_t c = 0; c < lanes; ++c) {
+    const float g0 = s[c], g1 = s[ss + c], g2 = s[2 * ss + c], g3 = s[3 * ss + c];
+    const float p02 = g0 + g2, p13 = g1 + g3;
+    d[c] = g0;
+    d[ds + c] = p02 + p13;
+    d[2 * ds + c] = p02 - p13;
+    d[3 * ds + c] = g0 + 2.f * g1 + 4.f * g2 + 8.f * g3;
+    d[4 * ds + c] = g0 - 2.f * g1 + 4.f * g2 - 8.f * g3;
+    d[5 * ds + c] = g3;
+  }
+}
+
+// Shapes of one convolution's tiling.
+struct Tiling {
+  int64_t n, h, w;  // Batch and spatial size (input = output).
+  int64_t th, tw;   // Tiles per column and per row.
+  int64_t tiles() const { return n * th * tw; }
+  static Tiling of(int64_t n, int64_t h, int64_t w) { return {n, h, w, (h + 3) / 4, (w + 3) / 4}; }
+};
+
+constexpr int64_t kGrain = 8;  // Tiles per at::parallel_for task.
+
+// xh: [N, H, W, C] contiguous -> V [36, T, C].
+at::Tensor input_transform(const at::Tensor& xh, const Tiling& g) {
+  const int64_t C = xh.size(3), T = g.tiles();
+  at::Tensor v = at::empty({kPoints, T, C}, xh.options());
+  const float* x = xh.const_data_ptr<float>();
+  float* out = v.data_ptr<float>();
+  at::parallel_for(0, T, kGrain, [&](int64_t begin, int64_t end) {
+    float pad[kPoints * kBlock];
+    float mid[kPoints * kBlock];
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t n = t / (g.th * g.tw), a = (t / g.tw) % g.th, b = t % g.tw;
+      const int64_t r0 = 4 * a - 1, s0 = 4 * b - 1;
+      const bool inside = r0 >= 0 && r0 + 6 <= g.h && s0 >= 0 && s0 + 6 <= g.w;
+      for (int64_t c0 = 0; c0 < C; c0 += kBlock) {
+        const int64_t lanes = std::min(kBlock, C - c0);
+        const float* src = pad;
+        int64_t row = 6 * lanes, col = lanes;
+        if (inside) {
+          src = x + ((n * g.h + r0) * g.w + s0) * C + c0;
+          row = g.w * C;
+          col = C;
+        } else {
+          for (int64_t k = 0; k < 6; ++k) {
+            for (int64_t j = 0; j < 6; ++j) {
+              float* p = pad + (k * 6 + j) * lanes;
+              const int64_t r = r0 + k, s = s0 + j;
+              if (r >= 0 && r < g.h && s >= 0 && s < g.w) {
+                std::memcpy(p, x + ((n * g.h + r) * g.w + s) * C + c0, lanes * sizeof(float));
+              } else {
+                std::fill(p, p + lanes, 0.f);
+              }
+            }
+          }
+        }
+        for (int64_t j = 0; j < 6; ++j) input_1d(src + j * col, row, mid + j * lanes, 6 * lanes, lanes);
+        for (int64_t i = 0; i < 6; ++i) {
+          input_1d(mid + i * 6 * lanes, lanes, out + (i * 6 * T + t) * C + c0, T * C, lanes);
+        }
+      }
+    }
+  });
+  return v;
+}
+
+// M [36, T, Co] -> y [N, H, W, Co] contiguous.
+at::Tensor output_transform(const at::Tensor& m, const Tiling& g) {
+  const int64_t Co = m.size(2), T = g.tiles();
+  at::Tensor y = at::empty({g.n, g.h, g.w, Co}, m.options());
+  const float* src = m.const_data_ptr<float>();
+  float* out = y.data_ptr<float>();
+  at::parallel_for(0, T, kGrain, [&](int64_t begin, int64_t end) {
+    float mid[6 * 4 * kBlock];
+    float part[4 * 4 * kBlock];
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t n = t / (g.th * g.tw), a = (t / g.tw) % g.th, b = t % g.tw;
+      const int64_t r0 = 4 * a, s0 = 4 * b;
+      const bool whole = r0 + 4 <= g.h && s0 + 4 <= g.w;
+      for (int64_t c0 = 0; c0 < Co; c0 += kBlock) {
+        const int64_t lanes = std::min(kBlock, Co - c0);
+        for (int64_t i = 0; i < 6; ++i) {
+          output_1d(src + (i * 6 * T + t) * Co + c0, T * Co, mid + i * 4 * lanes, lanes, lanes);
+        }
+        float* dst = part;
+        int64_t row = 4 * lanes, col = lanes;
+        if (whole) {
+          dst = out + ((n * g.h + r0) * g.w + s0) * Co + c0;
+          row = g.w * Co;
+          col = Co;
+        }
+        for (int64_t j = 0; j < 4; ++j) output_1d(mid + j * lanes, 4 * lanes, dst + j * col, row, lanes);
+        if (!whole) {
+          for (int64_t i = 0; i < 4 && r0 + i < g.h; ++i) {
+            for (int64_t j = 0; j < 4 && s0 + j < g.w; ++j) {
+              std::memcpy(out + ((n * g.h + r0 + i) * g.w + s0 + j) * Co + c0, part + (i * 4 + j) * lanes,
+                          lanes * sizeof(float));
+            }
+          }
+        }
+      }
+    }
+  });
+  return y;
+}
+
+// Backward of output_transform: dy [N, H, W, Co] contiguous -> dM [36, T, Co].
+at::Tensor output_transform_backward(const at::Tensor& dyh, const Tiling& g) {
+  const int64_t Co = dyh.size(3), T = g.tiles();
+  at::Tensor dm = at::empty({kPoints, T, Co}, dyh.options());
+  const float* dy = dyh.const_data_ptr<float>();
+  float* out = dm.data_ptr<float>();
+  at::parallel_for(0, T, kGrain, [&](int64_t begin, int64_t end) {
+    float part[4 * 4 * kBlock];
+    float mid[6 * 4 * kBlock];
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t n = t / (g.th * g.tw), a = (t / g.tw) % g.th, b = t % g.tw;
+      const int64_t r0 = 4 * a, s0 = 4 * b;
+      const bool whole = r0 + 4 <= g.h && s0 + 4 <= g.w;
+      for (int64_t c0 = 0; c0 < Co; c0 += kBlock) {
+        const int64_t lanes = std::min(kBlock, Co - c0);
+        const float* src = part;
+        int64_t row = 4 * lanes, col = lanes;
+        if (whole) {
+          src = dy + ((n * g.h + r0) * g.w + s0) * Co + c0;
+          row = g.w * Co;
+          col = Co;
+        } else {
+          for (int64_t i = 0; i < 4; ++i) {
+            for (int64_t j = 0; j < 4; ++j) {
+              float* p = part + (i * 4 + j) * lanes;
+              if (r0 + i < g.h && s0 + j < g.w) {
+                std::memcpy(p, dy + ((n * g.h + r0 + i) * g.w + s0 + j) * Co + c0, lanes * sizeof(float));
+              } else {
+                std::fill(p, p + lanes, 0.f);
+              }
+            }
+          }
+        }
+        for (int64_t j = 0; j < 4; ++j) output_t_1d(src + j * col, row, mid + j * lanes, 4 * lanes, lanes);
+        for (int64_t i = 0; i < 6; ++i) {
+          output_t_1d(mid + i * 4 * lanes, lanes, out + (i * 6 * T + t) * Co + c0, T * Co, lanes);
+        }
+      }
+    }
+  });
+  return dm;
+}
+
+// Backward of input_transform: dV [36, T, C] -> dx [N, H, W, C] contiguous. Neighbouring tiles
+// overlap by two rows and columns, so each image is accumulated by one task.
+at::Tensor input_transform_backward(const at::Tensor& dv, const Tiling& g) {
+  const int64_t C = dv.size(2), T = g.tiles();
+  at::Tensor dx = at::zeros({g.n, g.h, g.w, C}, dv.options());
+  const float* src = dv.const_data_ptr<float>();
+  float* out = dx.data_ptr<float>();
+  at::parallel_for(0, g.n, 1, [&](int64_t begin, int64_t end) {
+    float mid[kPoints * kBlock];
+    float part[kPoints * kBlock];
+    for (int64_t n = begin; n < end; ++n) {
+      for (int64_t a = 0; a < g.th; ++a) {
+        for (int64_t b = 0; b < g.tw; ++b) {
+          const int64_t t = (n * g.th + a) * g.tw + b, r0 = 4 * a - 1, s0 = 4 * b - 1;
+          for (int64_t c0 = 0; c0 < C; c0 += kBlock) {
+            const int64_t lanes = std::min(kBlock, C - c0);
+            for (int64_t i = 0; i < 6; ++i) {
+              input_t_1d(src + (i * 6 * T + t) * C + c0, T * C, mid + i * 6 * lanes, lanes, lanes);
+            }
+            for (int64_t j = 0; j < 6; ++j) input_t_1d(mid + j * lanes, 6 * lanes, part + j * lanes, 6 * lanes, lanes);
+            for (int64_t k = 0; k < 6; ++k) {
+              const int64_t r = r0 + k;
+              if (r < 0 || r >= g.h) continue;
+              for (int64_t j = 0; j < 6; ++j) {
+                const int64_t s = s0 + j;
+                if (s < 0 || s >= g.w) continue;
+                float* __restrict__ d = out + ((n * g.h + r) * g.w + s) * C + c0;
+                const float* __restrict__ p = part + (k * 6 + j) * lanes;
+                for (int64_t c = 0; c < lanes; ++c) d[c] += p[c];
+              }
+            }
+          }
+        }
+      }
+    }
+  });
+  return dx;
+}
+
+// G (x) G, the weight transform as one [36, 9] matrix: U[6i+j] = sum_kl G[i][k] G[j][l] w[k][l].
+at::Tensor weight_matrix(const at::TensorOptions& options) {
+  static const double kG[6][3] = {{1.0 / 4, 0, 0},
+                                  {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                  {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                  {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                                  {1.0 / 24, -1.0 / 12, 1.0 / 6},
+                                  {0, 0, 1}};
+  at::Tensor gg = at::empty({kPoints, 9}, at::kDouble);
+  auto acc = gg.accessor<double, 2>();
+  for (int i = 0; i < 6; ++i)
+    for (int j = 0; j < 6; ++j)
+      for (int k = 0; k < 3; ++k)
+        for (int l = 0; l < 3; ++l) acc[i * 6 + j][k * 3 + l] = kG[i][k] * kG[j][l];
+  return gg.to(options);
+}
+
+// w [Co, Ci, 3, 3] -> U [36, Ci, Co].
+at::Tensor weight_transform(const at::Tensor& w, const at::Tensor& gg) {
+  const int64_t Co = w.size(0), Ci = w.size(1);
+  return at::mm(gg, w.permute({2, 3, 1, 0}).reshape({9, Ci * Co})).view({kPoints, Ci, Co});
+}
+
+// dU [36, Ci, Co] -> dw shaped and strided like w.
+at::Tensor weight_transform_backward(const at::Tensor& du, const at::Tensor& gg, const at::Tensor& w) {
+  const int64_t Co = w.size(0), Ci = w.size(1);
+  at::Tensor dw = at::empty_like(w);
+  dw.copy_(at::mm(gg.t(), du.reshape({kPoints, Ci * Co})).view({3, 3, Ci, Co}).permute({3, 2, 0, 1}));
+  return dw;
+}
+
+class WinogradConv3x3 : public torch::autograd::Function<WinogradConv3x3> {
+ public:
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& w) {
+    const Tiling g = Tiling::of(x.size(0), x.size(2), x.size(3));
+    const at::Tensor gg = weight_matrix(w.options());
+    const at::Tensor u = weight_transform(w, gg);
+    const at::Tensor v = input_transform(x.permute({0, 2, 3, 1}).contiguous(), g);
+    const at::Tensor y = output_transform(at::bmm(v, u), g);
+    ctx->save_for_backward({v, u, w});
+    ctx->saved_data["n"] = g.n;
+    ctx->saved_data["h"] = g.h;
+    ctx->saved_data["w"] = g.w;
+    return y.permute({0, 3, 1, 2});
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor &v = saved[0], &u = saved[1], &w = saved[2];
+    const Tiling g = Tiling::of(ctx->saved_data["n"].toInt(), ctx->saved_data["h"].toInt(),
+                                ctx->saved_data["w"].toInt());
+    const at::Tensor dm = output_transform_backward(grads[0].permute({0, 2, 3, 1}).contiguous(), g);
+    at::Tensor dx, dw;
+    if (ctx->needs_input_grad(0)) {
+      dx = input_transform_backward(at::bmm(dm, u.transpose(1, 2)), g).permute({0, 3, 1, 2});
+    }
+    if (ctx->needs_input_grad(1)) {
+      dw = weight_transform_backward(at::bmm(v.transpose(1, 2), dm), weight_matrix(w.options()), w);
+    }
+    return {dx, dw};
+  }
+};
+
+}  // namespace
+
+bool winograd_applies(const at::Tensor& x, const at::Tensor& w) {
+  return x.dim() == 4 && w.dim() == 4 && x.device().is_cpu() && w.device().is_cpu() &&
+         x.scalar_type() == at::kFloat && w.scalar_type() == at::kFloat && w.size(2) == 3 &&
+         w.size(3) == 3 && w.size(1) == x.size(1) && x.size(2) > 0 && x.size(3) > 0 &&
+         !at::autocast::is_autocast_enabled(at::kCPU);
+}
+
+at::Tensor winograd_conv3x3(const at::Tensor& x, const at::Tensor& w) {
+  DDP_CHECK(winograd_applies(x, w), "winograd_conv3x3 needs fp32 CPU tensors x [N, C, H, W] and w [Cout, C, 3, 3] "
+                                    "outside autocast; got x "
+                                        << x.sizes() << " " << x.scalar_type() << " and w " << w.sizes() << " "
+                                        << w.scalar_type());
+  return WinogradConv3x3::apply(x, w);
+}
+
+}  // namespace ddp

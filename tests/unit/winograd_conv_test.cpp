@@ -1,0 +1,110 @@
+#include "ddp/winograd_conv.h"
+
+#include <ATen/autocast_mode.h>
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <ostream>
+#include <string>
+
+namespace ddp {
+namespace {
+
+// Largest |a - b| relative to the largest |b|.
+double rel_error(const at::Tensor& a, const at::Tensor& b) {
+  return (a - b).abs().max().item<double>() / b.abs().max().item<double>();
+}
+
+struct Case {
+  int64_t n, cin, cout, h, w;
+  bool channels_last;
+};
+
+std::string name(const Case& c) {
+  return "n" + std::to_string(c.n) + "_" + std::to_string(c.cin) + "to" + std::to_string(c.cout) + "_" +
+         std::to_string(c.h) + "x" + std::to_string(c.w) + (c.channels_last ? "_nhwc" : "_nchw");
+}
+void PrintTo(const Case& c, std::ostream* os) { *os << name(c); }
+
+// The forward and both gradients against at::conv2d (oneDNN's direct convolution), on shapes
+// that exercise whole tiles, ragged edges (H, W not multiples of 4), one-pixel images, channel
+// counts above and below the 64-lane block, and both memory formats.
+class WinogradVsConv2d : public ::testing::TestWithParam<Case> {};
+
+TEST_P(WinogradVsConv2d, ForwardAndGradientsMatch) {
+  const Case p = GetParam();
+  torch::manual_seed(7);
+  const auto fmt = p.channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+  at::Tensor x = torch::randn({p.n, p.cin, p.h, p.w}).contiguous(fmt).requires_grad_();
+  at::Tensor w = (torch::randn({p.cout, p.cin, 3, 3}) * 0.1).contiguous(fmt).requires_grad_();
+  at::Tensor x2 = x.detach().clone().requires_grad_(), w2 = w.detach().clone().requires_grad_();
+  ASSERT_TRUE(winograd_applies(x, w));
+
+  at::Tensor y = winograd_conv3x3(x, w);
+  at::Tensor ref = at::conv2d(x2, w2, {}, 1, 1);
+  ASSERT_EQ(y.sizes(), ref.sizes());
+  EXPECT_LT(rel_error(y, ref), 1e-5);
+
+  at::Tensor gy = torch::randn_like(ref);
+  y.backward(gy);
+  ref.backward(gy);
+  EXPECT_LT(rel_error(x.grad(), x2.grad()), 1e-5);
+  EXPECT_LT(rel_error(w.grad(), w2.grad()), 1e-5);
+  // The weight gradient keeps the weight's strides (the gradient buckets view it that way).
+  EXPECT_EQ(w.grad().strides(), w.strides());
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, WinogradVsConv2d,
+                         ::testing::Values(Case{2, 8, 16, 8, 8, true}, Case{3, 5, 7, 9, 6, false},
+                                           Case{1, 70, 130, 5, 11, true}, Case{2, 64, 128, 32, 32, true},
+                                           Case{4, 512, 512, 4, 4, true}, Case{2, 3, 4, 1, 1, false},
+                                           Case{1, 16, 8, 2, 3, true}),
+                         [](const ::testing::TestParamInfo<Case>& info) { return name(info.param); });
+
+TEST(Winograd, SameResultWhateverTheThreadCount) {
+  torch::manual_seed(3);
+  at::Tensor x = torch::randn({6, 32, 12, 12}).contiguous(at::MemoryFormat::ChannelsLast);
+  at::Tensor w = torch::randn({48, 32, 3, 3});
+  const int before = at::get_num_threads();
+  at::set_num_threads(1);
+  at::Tensor one = winograd_conv3x3(x, w);
+  at::set_num_threads(2);
+  at::Tensor two = winograd_conv3x3(x, w);
+  at::set_num_threads(before);
+  EXPECT_TRUE(at::equal(one, two));
+}
+
+TEST(Winograd, OnlyInputGradientOrOnlyWeightGradient) {
+  torch::manual_seed(5);
+  at::Tensor x = torch::randn({2, 8, 7, 7});
+  at::Tensor w = torch::randn({4, 8, 3, 3}).requires_grad_();
+  winograd_conv3x3(x, w).sum().backward();
+  ASSERT_TRUE(w.grad().defined());
+  EXPECT_FALSE(x.grad().defined());
+
+  at::Tensor x2 = x.clone().requires_grad_();
+  at::Tensor w2 = w.detach().clone();
+  winograd_conv3x3(x2, w2).sum().backward();
+  at::Tensor x3 = x.clone().requires_grad_();
+  at::conv2d(x3, w2, {}, 1, 1).sum().backward();
+  EXPECT_LT(rel_error(x2.grad(), x3.grad()), 1e-5);
+}
+
+TEST(Winograd, AppliesOnlyToFp32Cpu3x3OutsideAutocast) {
+  at::Tensor x = torch::randn({1, 4, 8, 8});
+  EXPECT_TRUE(winograd_applies(x, torch::randn({2, 4, 3, 3})));
+  EXPECT_FALSE(winograd_applies(x, torch::randn({2, 4, 5, 5})));
+  EXPECT_FALSE(winograd_applies(x, torch::randn({2, 3, 3, 3})));  // Channels differ.
+  EXPECT_FALSE(winograd_applies(x.to(at::kDouble), torch::randn({2, 4, 3, 3}, at::kDouble)));
+  EXPECT_FALSE(winograd_applies(x.to(at::kBFloat16), torch::randn({2, 4, 3, 3}).to(at::kBFloat16)));
+  {
+    at::autocast::set_autocast_enabled(at::kCPU, true);
+    const bool under_autocast = winograd_applies(x, torch::randn({2, 4, 3, 3}));
+    at::autocast::set_autocast_enabled(at::kCPU, false);
+    EXPECT_FALSE(under_autocast);
+  }
+  EXPECT_THROW(winograd_conv3x3(x, torch::randn({2, 4, 5, 5})), std::exception);
+}
+
+}  // namespace
+}  // namespace ddp
