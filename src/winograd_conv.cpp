@@ -83,6 +83,36 @@ inline void output_t_1d(const float* __restrict__ s, int64_t ss, float* __restri
   }
 }
 
+// G, the weight transform: 3 values to 6.
+inline void weight_1d(const float* __restrict__ s, int64_t ss, float* __restrict__ d, int64_t ds,
+                      int64_t lanes) {
+  constexpr float k6 = 1.f / 6, k12 = 1.f / 12, k24 = 1.f / 24;
+  for (int64_t c = 0; c < lanes; ++c) {
+    const float g0 = s[c], g1 = s[ss + c], g2 = s[2 * ss + c];
+    const float p02 = g0 + g2;
+    d[c] = 0.25f * g0;
+    d[ds + c] = -k6 * (p02 + g1);
+    d[2 * ds + c] = -k6 * (p02 - g1);
+    d[3 * ds + c] = k24 * g0 + k12 * g1 + k6 * g2;
+    d[4 * ds + c] = k24 * g0 - k12 * g1 + k6 * g2;
+    d[5 * ds + c] = g2;
+  }
+}
+
+// G^T, its transpose (backward of the weight transform): 6 values to 3.
+inline void weight_t_1d(const float* __restrict__ s, int64_t ss, float* __restrict__ d, int64_t ds,
+                        int64_t lanes) {
+  constexpr float k6 = 1.f / 6, k12 = 1.f / 12, k24 = 1.f / 24;
+  for (int64_t c = 0; c < lanes; ++c) {
+    const float u0 = s[c], u1 = s[ss + c], u2 = s[2 * ss + c], u3 = s[3 * ss + c],
+                u4 = s[4 * ss + c], u5 = s[5 * ss + c];
+    const float p12 = u1 + u2, p34 = u3 + u4;
+    d[c] = 0.25f * u0 - k6 * p12 + k24 * p34;
+    d[ds + c] = k6 * (u2 - u1) + k12 * (u3 - u4);
+    d[2 * ds + c] = k6 * (p34 - p12) + u5;
+  }
+}
+
 // Shapes of one convolution's tiling.
 struct Tiling {
   int64_t n, h, w;  // Batch and spatial size (input = output).
@@ -259,34 +289,52 @@ at::Tensor input_transform_backward(const at::Tensor& dv, const Tiling& g) {
   return dx;
 }
 
-// G (x) G, the weight transform as one [36, 9] matrix: U[6i+j] = sum_kl G[i][k] G[j][l] w[k][l].
-at::Tensor weight_matrix(const at::TensorOptions& options) {
-  static const double kG[6][3] = {{1.0 / 4, 0, 0},
-                                  {-1.0 / 6, -1.0 / 6, -1.0 / 6},
-                                  {-1.0 / 6, 1.0 / 6, -1.0 / 6},
-                                  {1.0 / 24, 1.0 / 12, 1.0 / 6},
-                                  {1.0 / 24, -1.0 / 12, 1.0 / 6},
-                                  {0, 0, 1}};
-  at::Tensor gg = at::empty({kPoints, 9}, at::kDouble);
-  auto acc = gg.accessor<double, 2>();
-  for (int i = 0; i < 6; ++i)
-    for (int j = 0; j < 6; ++j)
-      for (int k = 0; k < 3; ++k)
-        for (int l = 0; l < 3; ++l) acc[i * 6 + j][k * 3 + l] = kG[i][k] * kG[j][l];
-  return gg.to(options);
-}
-
-// w [Co, Ci, 3, 3] -> U [36, Ci, Co].
-at::Tensor weight_transform(const at::Tensor& w, const at::Tensor& gg) {
+// w [Co, Ci, 3, 3] -> U [36, Ci, Co]: U[6i + j] = (G w G^T)[i][j], lanes over Co.
+at::Tensor weight_transform(const at::Tensor& w) {
   const int64_t Co = w.size(0), Ci = w.size(1);
-  return at::mm(gg, w.permute({2, 3, 1, 0}).reshape({9, Ci * Co})).view({kPoints, Ci, Co});
+  const at::Tensor wt = w.permute({2, 3, 1, 0}).contiguous();  // [3, 3, Ci, Co]
+  at::Tensor u = at::empty({kPoints, Ci, Co}, w.options());
+  const float* src = wt.const_data_ptr<float>();
+  float* out = u.data_ptr<float>();
+  const int64_t plane = Ci * Co;
+  at::parallel_for(0, Ci, kGrain, [&](int64_t begin, int64_t end) {
+    float mid[6 * 3 * kBlock];
+    for (int64_t ci = begin; ci < end; ++ci) {
+      for (int64_t c0 = 0; c0 < Co; c0 += kBlock) {
+        const int64_t lanes = std::min(kBlock, Co - c0);
+        const float* s = src + ci * Co + c0;
+        for (int64_t l = 0; l < 3; ++l) weight_1d(s + l * plane, 3 * plane, mid + l * lanes, 3 * lanes, lanes);
+        for (int64_t i = 0; i < 6; ++i) {
+          weight_1d(mid + i * 3 * lanes, lanes, out + (i * 6 * Ci + ci) * Co + c0, plane, lanes);
+        }
+      }
+    }
+  });
+  return u;
 }
 
 // dU [36, Ci, Co] -> dw shaped and strided like w.
-at::Tensor weight_transform_backward(const at::Tensor& du, const at::Tensor& gg, const at::Tensor& w) {
+at::Tensor weight_transform_backward(const at::Tensor& du, const at::Tensor& w) {
   const int64_t Co = w.size(0), Ci = w.size(1);
+  at::Tensor dwt = at::empty({3, 3, Ci, Co}, du.options());
+  const float* src = du.const_data_ptr<float>();
+  float* out = dwt.data_ptr<float>();
+  const int64_t plane = Ci * Co;
+  at::parallel_for(0, Ci, kGrain, [&](int64_t begin, int64_t end) {
+    float mid[6 * 3 * kBlock];
+    for (int64_t ci = begin; ci < end; ++ci) {
+      for (int64_t c0 = 0; c0 < Co; c0 += kBlock) {
+        const int64_t lanes = std::min(kBlock, Co - c0);
+        for (int64_t i = 0; i < 6; ++i) {
+          weight_t_1d(src + (i * 6 * Ci + ci) * Co + c0, plane, mid + i * 3 * lanes, lanes, lanes);
+        }
+        float* d = out + ci * Co + c0;
+        for (int64_t l = 0; l < 3; ++l) weight_t_1d(mid + l * lanes, 3 * lanes, d + l * plane, 3 * plane, lanes);
+      }
+    }
+  });
   at::Tensor dw = at::empty_like(w);
-  dw.copy_(at::mm(gg.t(), du.reshape({kPoints, Ci * Co})).view({3, 3, Ci, Co}).permute({3, 2, 0, 1}));
+  dw.copy_(dwt.permute({3, 2, 0, 1}));
   return dw;
 }
 
@@ -294,8 +342,7 @@ class WinogradConv3x3 : public torch::autograd::Function<WinogradConv3x3> {
  public:
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& w) {
     const Tiling g = Tiling::of(x.size(0), x.size(2), x.size(3));
-    const at::Tensor gg = weight_matrix(w.options());
-    const at::Tensor u = weight_transform(w, gg);
+    const at::Tensor u = weight_transform(w);
     const at::Tensor v = input_transform(x.permute({0, 2, 3, 1}).contiguous(), g);
     const at::Tensor y = output_transform(at::bmm(v, u), g);
     ctx->save_for_backward({v, u, w});
@@ -317,7 +364,7 @@ class WinogradConv3x3 : public torch::autograd::Function<WinogradConv3x3> {
       dx = input_transform_backward(at::bmm(dm, u.transpose(1, 2)), g).permute({0, 3, 1, 2});
     }
     if (ctx->needs_input_grad(1)) {
-      dw = weight_transform_backward(at::bmm(v.transpose(1, 2), dm), weight_matrix(w.options()), w);
+      dw = weight_transform_backward(at::bmm(v.transpose(1, 2), dm), w);
     }
     return {dx, dw};
   }

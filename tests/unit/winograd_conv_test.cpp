@@ -26,9 +26,12 @@ std::string name(const Case& c) {
 }
 void PrintTo(const Case& c, std::ostream* os) { *os << name(c); }
 
-// The forward and both gradients against at::conv2d (oneDNN's direct convolution), on shapes
+// The forward and both gradients against at::conv2d in fp64 (the truth, to fp32's eyes), on shapes
 // that exercise whole tiles, ragged edges (H, W not multiples of 4), one-pixel images, channel
-// counts above and below the 64-lane block, and both memory formats.
+// counts above and below the 64-lane block, and both memory formats. F(4x4, 3x3) in fp32 is
+// about 1e-5 off relative to the largest value (direct fp32 convolution: about 1e-6); a wrong
+// coefficient anywhere in the transforms is off by 1e-3 or more.
+constexpr double kTolerance = 3e-5;
 class WinogradVsConv2d : public ::testing::TestWithParam<Case> {};
 
 TEST_P(WinogradVsConv2d, ForwardAndGradientsMatch) {
@@ -37,19 +40,19 @@ TEST_P(WinogradVsConv2d, ForwardAndGradientsMatch) {
   const auto fmt = p.channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
   at::Tensor x = torch::randn({p.n, p.cin, p.h, p.w}).contiguous(fmt).requires_grad_();
   at::Tensor w = (torch::randn({p.cout, p.cin, 3, 3}) * 0.1).contiguous(fmt).requires_grad_();
-  at::Tensor x2 = x.detach().clone().requires_grad_(), w2 = w.detach().clone().requires_grad_();
+  at::Tensor x2 = x.detach().to(at::kDouble).requires_grad_(), w2 = w.detach().to(at::kDouble).requires_grad_();
   ASSERT_TRUE(winograd_applies(x, w));
 
   at::Tensor y = winograd_conv3x3(x, w);
   at::Tensor ref = at::conv2d(x2, w2, {}, 1, 1);
   ASSERT_EQ(y.sizes(), ref.sizes());
-  EXPECT_LT(rel_error(y, ref), 1e-5);
+  EXPECT_LT(rel_error(y.to(at::kDouble), ref), kTolerance);
 
-  at::Tensor gy = torch::randn_like(ref);
+  at::Tensor gy = torch::randn_like(y);
   y.backward(gy);
-  ref.backward(gy);
-  EXPECT_LT(rel_error(x.grad(), x2.grad()), 1e-5);
-  EXPECT_LT(rel_error(w.grad(), w2.grad()), 1e-5);
+  ref.backward(gy.to(at::kDouble));
+  EXPECT_LT(rel_error(x.grad().to(at::kDouble), x2.grad()), kTolerance);
+  EXPECT_LT(rel_error(w.grad().to(at::kDouble), w2.grad()), kTolerance);
   // The weight gradient keeps the weight's strides (the gradient buckets view it that way).
   EXPECT_EQ(w.grad().strides(), w.strides());
 }
@@ -85,9 +88,9 @@ TEST(Winograd, OnlyInputGradientOrOnlyWeightGradient) {
   at::Tensor x2 = x.clone().requires_grad_();
   at::Tensor w2 = w.detach().clone();
   winograd_conv3x3(x2, w2).sum().backward();
-  at::Tensor x3 = x.clone().requires_grad_();
-  at::conv2d(x3, w2, {}, 1, 1).sum().backward();
-  EXPECT_LT(rel_error(x2.grad(), x3.grad()), 1e-5);
+  at::Tensor x3 = x.to(at::kDouble).requires_grad_();
+  at::conv2d(x3, w2.to(at::kDouble), {}, 1, 1).sum().backward();
+  EXPECT_LT(rel_error(x2.grad().to(at::kDouble), x3.grad()), kTolerance);
 }
 
 TEST(Winograd, AppliesOnlyToFp32Cpu3x3OutsideAutocast) {
