@@ -197,11 +197,10 @@ Trainer::Trainer(Config config, Communicator& comm, const c10::Device& device, I
   s_->train_batches = std::make_unique<Batcher>(s_->train_data, device, pipeline, c.data.cutout);
   s_->test_batches = std::make_unique<Batcher>(s_->test_data, device, pipeline);
 
+  // The metrics and event files are opened by run(), once it knows that it will train.
   root_prepares(comm, [&] {
     ensure_writable_dir(c.log.dir, "log.dir");
     ensure_writable_dir(c.checkpoint.dir, "checkpoint.dir");
-    s_->metrics = std::make_unique<MetricsWriter>(files::join(c.log.dir, "metrics.jsonl"));
-    if (c.log.tensorboard) s_->tensorboard = std::make_unique<TensorBoardWriter>(c.log.dir);
   });
 }
 
@@ -332,7 +331,8 @@ TrainSummary Trainer::run() {
   // ---- every rank: agree that this run overwrites no other run's checkpoints (rank 0 looks) ----
   // Saves are named by epoch and step, and pruning keeps the newest: a fresh run, or a resume
   // from an earlier checkpoint, into a folder holding later checkpoints would overwrite and prune
-  // those (another run, or the branch that was abandoned).
+  // those (another run, or the branch that was abandoned). Only then are the metrics and event
+  // files opened, so that a refused run leaves no empty ones behind.
   root_prepares(s.comm, [&] {
     if (auto later = newest_checkpoint_after(c.checkpoint.dir, resumed)) {
       throw InputError("checkpoint.dir '" + c.checkpoint.dir + "' holds " + *later + ", " +
@@ -340,6 +340,8 @@ TrainSummary Trainer::run() {
                        ": this run would overwrite or prune it. Continue that run with resume=auto, or give this "
                        "run an empty checkpoint.dir (or move those checkpoints away)");
     }
+    if (!s.metrics) s.metrics = std::make_unique<MetricsWriter>(files::join(c.log.dir, "metrics.jsonl"));
+    if (c.log.tensorboard && !s.tensorboard) s.tensorboard = std::make_unique<TensorBoardWriter>(c.log.dir);
   });
 
   if (s.is_root()) {

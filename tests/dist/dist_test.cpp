@@ -476,6 +476,7 @@ TEST(Resume, ARunNeverOverwritesLaterCheckpoints) {
   std::vector<uint64_t> sums;
   for (const auto& p : before) sums.push_back(file_checksum(p));
   auto overrides = resume_config(dir, 16);
+  overrides.push_back("log.dir=" + dir + "/refused_logs");  // Must stay free of metrics and event files.
   Config fresh = parse_config("", "t", overrides);
   Trainer t1(fresh, comm, torch::kCPU, load_dataset(fresh, true), load_dataset(fresh, false));
   const std::string why1 = testing::input_error_of([&] { t1.run(); });
@@ -487,6 +488,7 @@ TEST(Resume, ARunNeverOverwritesLaterCheckpoints) {
   EXPECT_NE(why2.find("holds " + before[1] + ", later than the resumed checkpoint"), std::string::npos) << why2;
   EXPECT_EQ(list_checkpoints(dir + "/ckpt"), before);
   for (size_t i = 0; i < before.size(); ++i) EXPECT_EQ(file_checksum(before[i]), sums[i]) << before[i];
+  if (comm.rank() == 0) EXPECT_EQ(files::list_directory(dir + "/refused_logs"), std::vector<std::string>{});
   comm.barrier();  // rank 0's directory outlives the other ranks' reads
 }
 
