@@ -1,7 +1,9 @@
 // 3x3 convolutions of ResNet-9, forward + backward (input and weight gradients), one layer at a
 // time: LibTorch's at::conv2d (oneDNN's direct fp32 convolution, what PyTorch runs) against
 // ddp::winograd_conv3x3 (F(4x4, 3x3)), NHWC, fp32, at the trainer's batch. Also prints the
-// largest relative difference of the two outputs. Prints a table; asserts nothing about time.
+// largest relative difference of the two outputs. The last row totals the layers as ResNet-9 runs
+// them with train.conv_algorithm=auto: conv2d where the input has fewer than kWinogradMinChannels
+// channels (prep), Winograd elsewhere. Prints a table; asserts nothing about time.
 //
 // Each cell is the median of `reps` runs after two warm-up runs.
 //
@@ -17,6 +19,7 @@
 #include <functional>
 #include <vector>
 
+#include "ddp/models.h"
 #include "ddp/winograd_conv.h"
 
 namespace {
@@ -73,9 +76,9 @@ int main(int argc, char** argv) {
                 static_cast<long long>(l.cin), static_cast<long long>(l.cout), static_cast<long long>(l.side),
                 static_cast<long long>(l.count), direct, winograd, direct / winograd, diff);
     total_direct += direct * l.count;
-    total_winograd += winograd * l.count;
+    total_winograd += (l.cin < ddp::kWinogradMinChannels ? direct : winograd) * l.count;
   }
-  std::printf("%-7s | %-16s | %5s | %12.1f | %12.1f | %6.2fx |\n", "all", "(x count)", "", total_direct,
+  std::printf("%-7s | %-16s | %5s | %12.1f | %12.1f | %6.2fx |\n", "ResNet-9", "(x count, auto)", "", total_direct,
               total_winograd, total_direct / total_winograd);
   return 0;
 }
