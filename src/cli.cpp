@@ -285,8 +285,8 @@ int export_model(const std::vector<std::string>& args, const ProcessInfo& p) {
     config.data.limit_test = 1;
     config.data.synthetic_test = 1;
     ImageDataset data = load_dataset(config, /*train=*/false);
-    auto m = make_model(config.model.name, data.channels(), data.num_classes,
-                        conv_algorithm_from_name(config.train.conv_algorithm));
+    // LibTorch's own convolutions: the example output is the reference PyTorch must reproduce.
+    auto m = make_model(config.model.name, data.channels(), data.num_classes, ConvAlgorithm::kDirect);
     load_checkpoint_model(t.checkpoint, *m, config.model.name);
     return std::make_pair(std::move(data), m);
   });

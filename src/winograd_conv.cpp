@@ -6,6 +6,8 @@
 #include <torch/autograd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdint>
 #include <cstring>
 
 #include "ddp/check.h"
@@ -167,10 +169,11 @@ at::Tensor input_transform(const at::Tensor& xh, const Tiling& g) {
   return v;
 }
 
-// M [36, T, Co] -> y [N, H, W, Co] contiguous.
+// M [36, T, Co] -> y [N, Co, H, W] in channels_last (NHWC in memory): a tensor of its own, not a
+// permuted view, so that callers may modify it in place.
 at::Tensor output_transform(const at::Tensor& m, const Tiling& g) {
   const int64_t Co = m.size(2), T = g.tiles();
-  at::Tensor y = at::empty({g.n, g.h, g.w, Co}, m.options());
+  at::Tensor y = at::empty({g.n, Co, g.h, g.w}, m.options().memory_format(at::MemoryFormat::ChannelsLast));
   const float* src = m.const_data_ptr<float>();
   float* out = y.data_ptr<float>();
   at::parallel_for(0, T, kGrain, [&](int64_t begin, int64_t end) {
@@ -250,11 +253,12 @@ at::Tensor output_transform_backward(const at::Tensor& dyh, const Tiling& g) {
   return dm;
 }
 
-// Backward of input_transform: dV [36, T, C] -> dx [N, H, W, C] contiguous. Neighbouring tiles
+// Backward of input_transform: dV [36, T, C] -> dx [N, C, H, W] in channels_last. Neighbouring tiles
 // overlap by two rows and columns, so each image is accumulated by one task.
 at::Tensor input_transform_backward(const at::Tensor& dv, const Tiling& g) {
   const int64_t C = dv.size(2), T = g.tiles();
-  at::Tensor dx = at::zeros({g.n, g.h, g.w, C}, dv.options());
+  // (at::zeros ignores a memory format in its options: empty + zero_.)
+  at::Tensor dx = at::empty({g.n, C, g.h, g.w}, dv.options().memory_format(at::MemoryFormat::ChannelsLast)).zero_();
   const float* src = dv.const_data_ptr<float>();
   float* out = dx.data_ptr<float>();
   at::parallel_for(0, g.n, 1, [&](int64_t begin, int64_t end) {
@@ -349,11 +353,14 @@ class WinogradConv3x3 : public torch::autograd::Function<WinogradConv3x3> {
     ctx->saved_data["n"] = g.n;
     ctx->saved_data["h"] = g.h;
     ctx->saved_data["w"] = g.w;
-    return y.permute({0, 3, 1, 2});
+    return y;
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
+    // The kernels work on raw memory: their results carry no autograd history of their own.
+    DDP_CHECK(!at::GradMode::is_enabled(),
+              "winograd_conv3x3 has no double backward (create_graph=true); use train.conv_algorithm=direct");
     const auto saved = ctx->get_saved_variables();
     const at::Tensor &v = saved[0], &u = saved[1], &w = saved[2];
     const Tiling g = Tiling::of(ctx->saved_data["n"].toInt(), ctx->saved_data["h"].toInt(),
@@ -361,7 +368,7 @@ class WinogradConv3x3 : public torch::autograd::Function<WinogradConv3x3> {
     const at::Tensor dm = output_transform_backward(grads[0].permute({0, 2, 3, 1}).contiguous(), g);
     at::Tensor dx, dw;
     if (ctx->needs_input_grad(0)) {
-      dx = input_transform_backward(at::bmm(dm, u.transpose(1, 2)), g).permute({0, 3, 1, 2});
+      dx = input_transform_backward(at::bmm(dm, u.transpose(1, 2)), g);
     }
     if (ctx->needs_input_grad(1)) {
       dw = weight_transform_backward(at::bmm(v.transpose(1, 2), dm), w);
@@ -371,6 +378,12 @@ class WinogradConv3x3 : public torch::autograd::Function<WinogradConv3x3> {
 };
 
 }  // namespace
+
+int winograd_parallel_threads() {
+  std::atomic<uint64_t> seen{0};
+  at::parallel_for(0, 4096, 1, [&](int64_t, int64_t) { seen |= uint64_t{1} << (at::get_thread_num() % 64); });
+  return __builtin_popcountll(seen.load());
+}
 
 bool winograd_applies(const at::Tensor& x, const at::Tensor& w) {
   return x.dim() == 4 && w.dim() == 4 && x.device().is_cpu() && w.device().is_cpu() &&

@@ -11,11 +11,14 @@
 //
 // Numerics: the same convolution up to fp32 rounding; the transforms add a relative error of
 // about 1e-6..1e-5 against a direct convolution (tests/unit/winograd_conv_test.cpp bounds it).
-// The result does not depend on the rank or the thread count's partition of the tiles, so every
-// replica computes the same numbers.
+// The transforms do not depend on how the tiles are shared among threads; the products are
+// at::bmm, whose summation order may depend on the thread count. Replicas run the same thread
+// count, so every replica computes the same numbers.
 //
 // Layout: any input memory format is accepted; the work is done in NHWC and the output is an
-// NCHW tensor with channels_last strides.
+// NCHW tensor with channels_last strides (its own storage, not a view).
+//
+// Memory: the backward keeps the transformed input (2.25x the input) and weights (4x the weights).
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -29,6 +32,11 @@ bool winograd_applies(const at::Tensor& x, const at::Tensor& w);
 
 // conv2d(x, w, stride 1, padding 1, no bias) with autograd support for x and w.
 // Requires winograd_applies(x, w).
+// No double backward: a backward under create_graph=true throws.
 at::Tensor winograd_conv3x3(const at::Tensor& x, const at::Tensor& w);
+
+// How many threads at::parallel_for gives the transforms at the current at::get_num_threads(): 1
+// where this build has no OpenMP for them (cmake/torch_openmp.cmake).
+int winograd_parallel_threads();
 
 }  // namespace ddp

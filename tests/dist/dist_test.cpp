@@ -488,7 +488,10 @@ TEST(Resume, ARunNeverOverwritesLaterCheckpoints) {
   EXPECT_NE(why2.find("holds " + before[1] + ", later than the resumed checkpoint"), std::string::npos) << why2;
   EXPECT_EQ(list_checkpoints(dir + "/ckpt"), before);
   for (size_t i = 0; i < before.size(); ++i) EXPECT_EQ(file_checksum(before[i]), sums[i]) << before[i];
-  if (comm.rank() == 0) EXPECT_EQ(files::list_directory(dir + "/refused_logs"), std::vector<std::string>{});
+  if (comm.rank() == 0) {
+    EXPECT_TRUE(files::is_directory(dir + "/refused_logs")) << "the refused runs did not use their log.dir";
+    EXPECT_EQ(files::list_directory(dir + "/refused_logs"), std::vector<std::string>{});
+  }
   comm.barrier();  // rank 0's directory outlives the other ranks' reads
 }
 

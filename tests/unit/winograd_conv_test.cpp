@@ -6,6 +6,8 @@
 
 #include <ostream>
 #include <string>
+#include <tuple>
+#include <vector>
 
 namespace ddp {
 namespace {
@@ -55,26 +57,68 @@ TEST_P(WinogradVsConv2d, ForwardAndGradientsMatch) {
   EXPECT_LT(rel_error(w.grad().to(at::kDouble), w2.grad()), kTolerance);
   // The weight gradient keeps the weight's strides (the gradient buckets view it that way).
   EXPECT_EQ(w.grad().strides(), w.strides());
+  // The output is a tensor of its own: in-place operations on it are allowed under autograd.
+  at::Tensor again = winograd_conv3x3(x, w);
+  EXPECT_NO_THROW(again.relu_().sum().backward());
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, WinogradVsConv2d,
                          ::testing::Values(Case{2, 8, 16, 8, 8, true}, Case{3, 5, 7, 9, 6, false},
                                            Case{1, 70, 130, 5, 11, true}, Case{2, 64, 128, 32, 32, true},
                                            Case{4, 512, 512, 4, 4, true}, Case{2, 3, 4, 1, 1, false},
-                                           Case{1, 16, 8, 2, 3, true}),
+                                           Case{1, 16, 8, 2, 3, true}, Case{2, 70, 20, 13, 13, true}),
                          [](const ::testing::TestParamInfo<Case>& info) { return name(info.param); });
 
-TEST(Winograd, SameResultWhateverTheThreadCount) {
-  torch::manual_seed(3);
-  at::Tensor x = torch::randn({6, 32, 12, 12}).contiguous(at::MemoryFormat::ChannelsLast);
-  at::Tensor w = torch::randn({48, 32, 3, 3});
+TEST(Winograd, TransformsRunOnEveryIntraOpThread) {
+  // at::parallel_for's OpenMP backend is inline: compiled without -fopenmp (or against another
+  // OpenMP runtime than LibTorch's) the transforms would run on one thread whatever this says.
   const int before = at::get_num_threads();
-  at::set_num_threads(1);
-  at::Tensor one = winograd_conv3x3(x, w);
   at::set_num_threads(2);
-  at::Tensor two = winograd_conv3x3(x, w);
+  const int used = winograd_parallel_threads();
+  at::set_num_threads(1);
+  const int one = winograd_parallel_threads();
   at::set_num_threads(before);
-  EXPECT_TRUE(at::equal(one, two));
+  EXPECT_EQ(used, 2);
+  EXPECT_EQ(one, 1);
+}
+
+TEST(Winograd, SameResultWhateverTheThreadCount) {
+  // The transforms are shared among threads tile by tile; the products are one at::bmm.
+  torch::manual_seed(3);
+  const at::Tensor x = torch::randn({6, 32, 12, 12}).contiguous(at::MemoryFormat::ChannelsLast);
+  const at::Tensor w = torch::randn({48, 32, 3, 3});
+  const at::Tensor gy = torch::randn({6, 48, 12, 12});
+  auto run = [&](int threads) {
+    at::set_num_threads(threads);
+    at::Tensor xi = x.clone().requires_grad_(), wi = w.clone().requires_grad_();
+    at::Tensor y = winograd_conv3x3(xi, wi);
+    y.backward(gy);
+    return std::make_tuple(y.detach(), xi.grad(), wi.grad());
+  };
+  const int before = at::get_num_threads();
+  auto [y1, gx1, gw1] = run(1);
+  auto [y2, gx2, gw2] = run(2);
+  at::set_num_threads(before);
+  EXPECT_LT(rel_error(y2, y1), 1e-6);
+  EXPECT_LT(rel_error(gx2, gx1), 1e-6);
+  EXPECT_LT(rel_error(gw2, gw1), 1e-6);
+}
+
+TEST(Winograd, EmptyBatch) {
+  at::Tensor x = torch::randn({0, 8, 5, 5}).requires_grad_();
+  at::Tensor w = torch::randn({4, 8, 3, 3}).requires_grad_();
+  at::Tensor y = winograd_conv3x3(x, w);
+  EXPECT_EQ(y.sizes(), (std::vector<int64_t>{0, 4, 5, 5}));
+  y.sum().backward();
+  EXPECT_EQ(x.grad().sizes(), x.sizes());
+  EXPECT_EQ(w.grad().abs().sum().item<float>(), 0.f);
+}
+
+TEST(Winograd, NoDoubleBackward) {
+  at::Tensor x = torch::randn({1, 4, 6, 6}).requires_grad_();
+  at::Tensor w = torch::randn({4, 4, 3, 3}).requires_grad_();
+  at::Tensor y = winograd_conv3x3(x, w).sum();
+  EXPECT_THROW(torch::autograd::grad({y}, {w}, {}, /*retain_graph=*/true, /*create_graph=*/true), std::exception);
 }
 
 TEST(Winograd, OnlyInputGradientOrOnlyWeightGradient) {
