@@ -125,48 +125,66 @@ struct Tiling {
 
 constexpr int64_t kGrain = 8;  // Tiles per at::parallel_for task.
 
-// xh: [N, H, W, C] contiguous -> V [36, T, C].
-at::Tensor input_transform(const at::Tensor& xh, const Tiling& g) {
-  const int64_t C = xh.size(3), T = g.tiles();
-  at::Tensor v = at::empty({kPoints, T, C}, xh.options());
-  const float* x = xh.const_data_ptr<float>();
-  float* out = v.data_ptr<float>();
-  at::parallel_for(0, T, kGrain, [&](int64_t begin, int64_t end) {
-    float pad[kPoints * kBlock];
-    float mid[kPoints * kBlock];
+// Runs f(t, n, a, b, c0, lanes, scratch) for every tile t = (n, a, b) and every block of
+// `channels`, the tiles shared among the intra-op threads; scratch holds 2 x 36 x kBlock floats of
+// the task's own.
+template <class F>
+void for_each_tile(const Tiling& g, int64_t channels, const F& f) {
+  at::parallel_for(0, g.tiles(), kGrain, [&](int64_t begin, int64_t end) {
+    float scratch[2 * kPoints * kBlock];
     for (int64_t t = begin; t < end; ++t) {
       const int64_t n = t / (g.th * g.tw), a = (t / g.tw) % g.th, b = t % g.tw;
-      const int64_t r0 = 4 * a - 1, s0 = 4 * b - 1;
-      const bool inside = r0 >= 0 && r0 + 6 <= g.h && s0 >= 0 && s0 + 6 <= g.w;
-      for (int64_t c0 = 0; c0 < C; c0 += kBlock) {
-        const int64_t lanes = std::min(kBlock, C - c0);
-        const float* src = pad;
-        int64_t row = 6 * lanes, col = lanes;
-        if (inside) {
-          src = x + ((n * g.h + r0) * g.w + s0) * C + c0;
-          row = g.w * C;
-          col = C;
-        } else {
-          for (int64_t k = 0; k < 6; ++k) {
-            for (int64_t j = 0; j < 6; ++j) {
-              float* p = pad + (k * 6 + j) * lanes;
-              const int64_t r = r0 + k, s = s0 + j;
-              if (r >= 0 && r < g.h && s >= 0 && s < g.w) {
-                std::memcpy(p, x + ((n * g.h + r) * g.w + s) * C + c0, lanes * sizeof(float));
-              } else {
-                std::fill(p, p + lanes, 0.f);
-              }
-            }
-          }
-        }
-        for (int64_t j = 0; j < 6; ++j) input_1d(src + j * col, row, mid + j * lanes, 6 * lanes, lanes);
-        for (int64_t i = 0; i < 6; ++i) {
-          input_1d(mid + i * 6 * lanes, lanes, out + (i * 6 * T + t) * C + c0, T * C, lanes);
-        }
-      }
+      for (int64_t c0 = 0; c0 < channels; c0 += kBlock) f(t, n, a, b, c0, std::min(kBlock, channels - c0), scratch);
     }
   });
-  return v;
+}
+
+// A size x size patch of an NHWC image, channels [c0, c0 + lanes), as lane vectors: element
+// (k, j) starts at p + k * row + j * col.
+struct Patch {
+  const float* p;
+  int64_t row, col;
+};
+
+// The patch of image n whose top-left pixel is (r0, s0): in place where it lies inside the image,
+// else copied into buf ([size][size][lanes]) with zeros outside the image.
+Patch read_patch(const float* x, const Tiling& g, int64_t C, int64_t n, int64_t r0, int64_t s0, int64_t c0,
+                 int64_t lanes, int64_t size, float* buf) {
+  if (r0 >= 0 && r0 + size <= g.h && s0 >= 0 && s0 + size <= g.w) {
+    return {x + ((n * g.h + r0) * g.w + s0) * C + c0, g.w * C, C};
+  }
+  for (int64_t k = 0; k < size; ++k) {
+    for (int64_t j = 0; j < size; ++j) {
+      float* p = buf + (k * size + j) * lanes;
+      const int64_t r = r0 + k, s = s0 + j;
+      if (r >= 0 && r < g.h && s >= 0 && s < g.w) {
+        std::memcpy(p, x + ((n * g.h + r) * g.w + s) * C + c0, lanes * sizeof(float));
+      } else {
+        std::fill(p, p + lanes, 0.f);
+      }
+    }
+  }
+  return {buf, size * lanes, lanes};
+}
+
+// Into the 36 points, [N, H, W, C] contiguous -> [36, T, C]: each tile's size x size patch (its
+// top-left pixel at (4a + offset, 4b + offset), zeros outside the image) goes through the 1-d
+// transform f (size values to 6) down its columns, then along its rows.
+// The input transform: size 6, offset -1 (the padding), B^T. The backward of the output
+// transform: size 4, offset 0, A.
+template <class Transform1d>
+at::Tensor to_points(const at::Tensor& nhwc, const Tiling& g, int64_t size, int64_t offset, Transform1d f) {
+  const int64_t C = nhwc.size(3), T = g.tiles();
+  at::Tensor points = at::empty({kPoints, T, C}, nhwc.options());
+  const float* x = nhwc.const_data_ptr<float>();
+  float* out = points.data_ptr<float>();
+  for_each_tile(g, C, [&](int64_t t, int64_t n, int64_t a, int64_t b, int64_t c0, int64_t lanes, float* scratch) {
+    float* mid = scratch + kPoints * kBlock;
+    const Patch in = read_patch(x, g, C, n, 4 * a + offset, 4 * b + offset, c0, lanes, size, scratch);
+    for (int64_t j = 0; j < size; ++j) f(in.p + j * in.col, in.row, mid + j * lanes, size * lanes, lanes);
+    for (int64_t i = 0; i < 6; ++i) f(mid + i * size * lanes, lanes, out + (i * 6 * T + t) * C + c0, T * C, lanes);
+  });
+  return points;
 }
 
 // M [36, T, Co] -> y [N, Co, H, W] in channels_last (NHWC in memory): a tensor of its own, not a
@@ -176,33 +194,26 @@ at::Tensor output_transform(const at::Tensor& m, const Tiling& g) {
   at::Tensor y = at::empty({g.n, Co, g.h, g.w}, m.options().memory_format(at::MemoryFormat::ChannelsLast));
   const float* src = m.const_data_ptr<float>();
   float* out = y.data_ptr<float>();
-  at::parallel_for(0, T, kGrain, [&](int64_t begin, int64_t end) {
-    float mid[6 * 4 * kBlock];
-    float part[4 * 4 * kBlock];
-    for (int64_t t = begin; t < end; ++t) {
-      const int64_t n = t / (g.th * g.tw), a = (t / g.tw) % g.th, b = t % g.tw;
-      const int64_t r0 = 4 * a, s0 = 4 * b;
-      const bool whole = r0 + 4 <= g.h && s0 + 4 <= g.w;
-      for (int64_t c0 = 0; c0 < Co; c0 += kBlock) {
-        const int64_t lanes = std::min(kBlock, Co - c0);
-        for (int64_t i = 0; i < 6; ++i) {
-          output_1d(src + (i * 6 * T + t) * Co + c0, T * Co, mid + i * 4 * lanes, lanes, lanes);
-        }
-        float* dst = part;
-        int64_t row = 4 * lanes, col = lanes;
-        if (whole) {
-          dst = out + ((n * g.h + r0) * g.w + s0) * Co + c0;
-          row = g.w * Co;
-          col = Co;
-        }
-        for (int64_t j = 0; j < 4; ++j) output_1d(mid + j * lanes, 4 * lanes, dst + j * col, row, lanes);
-        if (!whole) {
-          for (int64_t i = 0; i < 4 && r0 + i < g.h; ++i) {
-            for (int64_t j = 0; j < 4 && s0 + j < g.w; ++j) {
-              std::memcpy(out + ((n * g.h + r0 + i) * g.w + s0 + j) * Co + c0, part + (i * 4 + j) * lanes,
-                          lanes * sizeof(float));
-            }
-          }
+  for_each_tile(g, Co, [&](int64_t t, int64_t n, int64_t a, int64_t b, int64_t c0, int64_t lanes, float* scratch) {
+    float *mid = scratch, *part = scratch + kPoints * kBlock;
+    const int64_t r0 = 4 * a, s0 = 4 * b;
+    const bool whole = r0 + 4 <= g.h && s0 + 4 <= g.w;
+    for (int64_t i = 0; i < 6; ++i) {
+      output_1d(src + (i * 6 * T + t) * Co + c0, T * Co, mid + i * 4 * lanes, lanes, lanes);
+    }
+    float* dst = part;
+    int64_t row = 4 * lanes, col = lanes;
+    if (whole) {
+      dst = out + ((n * g.h + r0) * g.w + s0) * Co + c0;
+      row = g.w * Co;
+      col = Co;
+    }
+    for (int64_t j = 0; j < 4; ++j) output_1d(mid + j * lanes, 4 * lanes, dst + j * col, row, lanes);
+    if (!whole) {
+      for (int64_t i = 0; i < 4 && r0 + i < g.h; ++i) {
+        for (int64_t j = 0; j < 4 && s0 + j < g.w; ++j) {
+          std::memcpy(out + ((n * g.h + r0 + i) * g.w + s0 + j) * Co + c0, part + (i * 4 + j) * lanes,
+                      lanes * sizeof(float));
         }
       }
     }
@@ -210,50 +221,7 @@ at::Tensor output_transform(const at::Tensor& m, const Tiling& g) {
   return y;
 }
 
-// Backward of output_transform: dy [N, H, W, Co] contiguous -> dM [36, T, Co].
-at::Tensor output_transform_backward(const at::Tensor& dyh, const Tiling& g) {
-  const int64_t Co = dyh.size(3), T = g.tiles();
-  at::Tensor dm = at::empty({kPoints, T, Co}, dyh.options());
-  const float* dy = dyh.const_data_ptr<float>();
-  float* out = dm.data_ptr<float>();
-  at::parallel_for(0, T, kGrain, [&](int64_t begin, int64_t end) {
-    float part[4 * 4 * kBlock];
-    float mid[6 * 4 * kBlock];
-    for (int64_t t = begin; t < end; ++t) {
-      const int64_t n = t / (g.th * g.tw), a = (t / g.tw) % g.th, b = t % g.tw;
-      const int64_t r0 = 4 * a, s0 = 4 * b;
-      const bool whole = r0 + 4 <= g.h && s0 + 4 <= g.w;
-      for (int64_t c0 = 0; c0 < Co; c0 += kBlock) {
-        const int64_t lanes = std::min(kBlock, Co - c0);
-        const float* src = part;
-        int64_t row = 4 * lanes, col = lanes;
-        if (whole) {
-          src = dy + ((n * g.h + r0) * g.w + s0) * Co + c0;
-          row = g.w * Co;
-          col = Co;
-        } else {
-          for (int64_t i = 0; i < 4; ++i) {
-            for (int64_t j = 0; j < 4; ++j) {
-              float* p = part + (i * 4 + j) * lanes;
-              if (r0 + i < g.h && s0 + j < g.w) {
-                std::memcpy(p, dy + ((n * g.h + r0 + i) * g.w + s0 + j) * Co + c0, lanes * sizeof(float));
-              } else {
-                std::fill(p, p + lanes, 0.f);
-              }
-            }
-          }
-        }
-        for (int64_t j = 0; j < 4; ++j) output_t_1d(src + j * col, row, mid + j * lanes, 4 * lanes, lanes);
-        for (int64_t i = 0; i < 6; ++i) {
-          output_t_1d(mid + i * 4 * lanes, lanes, out + (i * 6 * T + t) * Co + c0, T * Co, lanes);
-        }
-      }
-    }
-  });
-  return dm;
-}
-
-// Backward of input_transform: dV [36, T, C] -> dx [N, C, H, W] in channels_last. Neighbouring tiles
+// Backward of the input transform: dV [36, T, C] -> dx [N, C, H, W] in channels_last. Neighbouring tiles
 // overlap by two rows and columns, so each image is accumulated by one task.
 at::Tensor input_transform_backward(const at::Tensor& dv, const Tiling& g) {
   const int64_t C = dv.size(2), T = g.tiles();
@@ -293,6 +261,19 @@ at::Tensor input_transform_backward(const at::Tensor& dv, const Tiling& g) {
   return dx;
 }
 
+// Runs f(ci, c0, lanes, scratch) for every input channel ci and every block of the output
+// channels, the input channels shared among the intra-op threads; scratch holds 6 x 3 x kBlock
+// floats of the task's own.
+template <class F>
+void for_each_weight_block(int64_t ci_count, int64_t co_count, const F& f) {
+  at::parallel_for(0, ci_count, kGrain, [&](int64_t begin, int64_t end) {
+    float scratch[6 * 3 * kBlock];
+    for (int64_t ci = begin; ci < end; ++ci) {
+      for (int64_t c0 = 0; c0 < co_count; c0 += kBlock) f(ci, c0, std::min(kBlock, co_count - c0), scratch);
+    }
+  });
+}
+
 // w [Co, Ci, 3, 3] -> U [36, Ci, Co]: U[6i + j] = (G w G^T)[i][j], lanes over Co.
 at::Tensor weight_transform(const at::Tensor& w) {
   const int64_t Co = w.size(0), Ci = w.size(1);
@@ -301,17 +282,11 @@ at::Tensor weight_transform(const at::Tensor& w) {
   const float* src = wt.const_data_ptr<float>();
   float* out = u.data_ptr<float>();
   const int64_t plane = Ci * Co;
-  at::parallel_for(0, Ci, kGrain, [&](int64_t begin, int64_t end) {
-    float mid[6 * 3 * kBlock];
-    for (int64_t ci = begin; ci < end; ++ci) {
-      for (int64_t c0 = 0; c0 < Co; c0 += kBlock) {
-        const int64_t lanes = std::min(kBlock, Co - c0);
-        const float* s = src + ci * Co + c0;
-        for (int64_t l = 0; l < 3; ++l) weight_1d(s + l * plane, 3 * plane, mid + l * lanes, 3 * lanes, lanes);
-        for (int64_t i = 0; i < 6; ++i) {
-          weight_1d(mid + i * 3 * lanes, lanes, out + (i * 6 * Ci + ci) * Co + c0, plane, lanes);
-        }
-      }
+  for_each_weight_block(Ci, Co, [&](int64_t ci, int64_t c0, int64_t lanes, float* mid) {
+    const float* s = src + ci * Co + c0;
+    for (int64_t l = 0; l < 3; ++l) weight_1d(s + l * plane, 3 * plane, mid + l * lanes, 3 * lanes, lanes);
+    for (int64_t i = 0; i < 6; ++i) {
+      weight_1d(mid + i * 3 * lanes, lanes, out + (i * 6 * Ci + ci) * Co + c0, plane, lanes);
     }
   });
   return u;
@@ -324,18 +299,12 @@ at::Tensor weight_transform_backward(const at::Tensor& du, const at::Tensor& w) 
   const float* src = du.const_data_ptr<float>();
   float* out = dwt.data_ptr<float>();
   const int64_t plane = Ci * Co;
-  at::parallel_for(0, Ci, kGrain, [&](int64_t begin, int64_t end) {
-    float mid[6 * 3 * kBlock];
-    for (int64_t ci = begin; ci < end; ++ci) {
-      for (int64_t c0 = 0; c0 < Co; c0 += kBlock) {
-        const int64_t lanes = std::min(kBlock, Co - c0);
-        for (int64_t i = 0; i < 6; ++i) {
-          weight_t_1d(src + (i * 6 * Ci + ci) * Co + c0, plane, mid + i * 3 * lanes, lanes, lanes);
-        }
-        float* d = out + ci * Co + c0;
-        for (int64_t l = 0; l < 3; ++l) weight_t_1d(mid + l * lanes, 3 * lanes, d + l * plane, 3 * plane, lanes);
-      }
+  for_each_weight_block(Ci, Co, [&](int64_t ci, int64_t c0, int64_t lanes, float* mid) {
+    for (int64_t i = 0; i < 6; ++i) {
+      weight_t_1d(src + (i * 6 * Ci + ci) * Co + c0, plane, mid + i * 3 * lanes, lanes, lanes);
     }
+    float* d = out + ci * Co + c0;
+    for (int64_t l = 0; l < 3; ++l) weight_t_1d(mid + l * lanes, 3 * lanes, d + l * plane, 3 * plane, lanes);
   });
   at::Tensor dw = at::empty_like(w);
   dw.copy_(dwt.permute({3, 2, 0, 1}));
@@ -347,7 +316,7 @@ class WinogradConv3x3 : public torch::autograd::Function<WinogradConv3x3> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& w) {
     const Tiling g = Tiling::of(x.size(0), x.size(2), x.size(3));
     const at::Tensor u = weight_transform(w);
-    const at::Tensor v = input_transform(x.permute({0, 2, 3, 1}).contiguous(), g);
+    const at::Tensor v = to_points(x.permute({0, 2, 3, 1}).contiguous(), g, 6, -1, input_1d);
     const at::Tensor y = output_transform(at::bmm(v, u), g);
     ctx->save_for_backward({v, u, w});
     ctx->saved_data["n"] = g.n;
@@ -365,7 +334,7 @@ class WinogradConv3x3 : public torch::autograd::Function<WinogradConv3x3> {
     const at::Tensor &v = saved[0], &u = saved[1], &w = saved[2];
     const Tiling g = Tiling::of(ctx->saved_data["n"].toInt(), ctx->saved_data["h"].toInt(),
                                 ctx->saved_data["w"].toInt());
-    const at::Tensor dm = output_transform_backward(grads[0].permute({0, 2, 3, 1}).contiguous(), g);
+    const at::Tensor dm = to_points(grads[0].permute({0, 2, 3, 1}).contiguous(), g, 4, 0, output_t_1d);
     at::Tensor dx, dw;
     if (ctx->needs_input_grad(0)) {
       dx = input_transform_backward(at::bmm(dm, u.transpose(1, 2)), g);
