@@ -13,7 +13,9 @@ if(NOT TARGET ddptrain::torch_openmp AND CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
   file(GLOB _ddp_gomp LIST_DIRECTORIES false "${TORCH_INSTALL_PREFIX}/lib/libgomp*.so*")
   file(GLOB _ddp_other_omp LIST_DIRECTORIES false "${TORCH_INSTALL_PREFIX}/lib/libiomp5*.so*"
        "${TORCH_INSTALL_PREFIX}/lib/libomp*.so*")
-  set(_ddp_gomp_lib "")
+  # Unset, not "": find_library skips its search when the variable already holds a value that
+  # does not end in -NOTFOUND, and the empty string is such a value.
+  unset(_ddp_gomp_lib)
   if(_ddp_gomp)
     list(GET _ddp_gomp 0 _ddp_gomp_lib)
   elseif(NOT _ddp_other_omp)
