@@ -108,15 +108,23 @@ rc=$?
 [ $rc -eq 2 ] && [ "$(grep -c "training diverged" $TMP/nan.log)" -eq 1 ] && pass "divergence stops the job" \
   || { fail "divergence (rc $rc)"; cat $TMP/nan.log; }
 
-# 8. Start-up fails on one rank only (as when a file is missing on one node; MPMD gives rank 1 its
-# own arguments): one error naming rank 1 and its host, every rank exits 2 at once, not after
-# dist.timeout_s (600 s) in the next collective.
+# 8. Start-up fails on one rank only (as when a file is missing on one node): one error naming
+# rank 1 and its host, every rank exits 2 at once, not after dist.timeout_s (600 s) in the next
+# collective. Rank 1 gets its own arguments from a wrapper that picks them by
+# OMPI_COMM_WORLD_RANK, not from an MPMD launch (`-np 1 A : -np 1 B`): Debian trixie's Open MPI
+# 5.0.7 mpirun crashes on any MPMD launch (open-mpi/ompi#13303).
 R0=()  # Rank 0's extra arguments.
 one_rank_fails() {  # one_rank_fails NAME PATTERN RANK1-ARGS...
   local name=$1 pattern=$2; shift 2
   local start=$SECONDS
-  timeout 120 "$MPIEXEC" --oversubscribe --bind-to none -np 1 "$DDPTRAIN" "${SMOKE[@]}" --set log.dir=$TMP/one \
-    --set checkpoint.dir=$TMP/one/ckpt "${R0[@]}" : -np 1 "$DDPTRAIN" "$@" >$TMP/one.log 2>&1
+  {
+    echo 'if [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then'
+    printf '  exec'; printf ' %q' "$DDPTRAIN" "$@"; echo
+    printf 'else\n  exec'
+    printf ' %q' "$DDPTRAIN" "${SMOKE[@]}" --set log.dir=$TMP/one --set checkpoint.dir=$TMP/one/ckpt "${R0[@]}"
+    printf '\nfi\n'
+  } >$TMP/per_rank.sh
+  timeout 120 "$MPIEXEC" --oversubscribe --bind-to none -np 2 bash $TMP/per_rank.sh >$TMP/one.log 2>&1
   local rc=$?
   [ $rc -eq 2 ] && [ "$(grep -c " error " $TMP/one.log)" -eq 1 ] \
     && grep -q "error rank 1 (host $(hostname)): .*$pattern" $TMP/one.log \
