@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <string>
+#include <vector>
+
 #include "ddp/check.h"
 #include "ddp/config.h"
 #include "ddp/models.h"
@@ -48,6 +51,41 @@ TEST(Precision, AutocastGuardCastsConvolutionsAndRestoresState) {
     AutocastGuard g(Precision::kFp32, c10::DeviceType::CPU);
     EXPECT_FALSE(at::autocast::is_autocast_enabled(at::kCPU));
     EXPECT_EQ(model->forward(x).scalar_type(), at::kFloat);
+  }
+}
+
+TEST(Precision, BatchNormStaysFp32UnderBf16Autocast) {
+  // A bf16 training step of ResNet-9 (conv-BN-ReLU blocks): the convolutions run in bf16, while
+  // every BatchNorm weight, bias, running statistic and gradient stays fp32, and the running
+  // statistics are updated.
+  torch::manual_seed(0);
+  auto model = make_model("resnet9");
+  model->train();
+  std::vector<at::Tensor> means_before;
+  for (const auto& b : model->named_buffers()) {
+    if (b.key().find("running_mean") != std::string::npos) means_before.push_back(b.value().clone());
+  }
+  ASSERT_FALSE(means_before.empty());
+  at::Tensor logits;
+  {
+    AutocastGuard g(Precision::kBf16, c10::DeviceType::CPU);
+    logits = model->forward(torch::randn({4, 3, 32, 32}));
+  }
+  EXPECT_EQ(logits.scalar_type(), at::kBFloat16) << "autocast was not on";
+  logits.to(at::kFloat).sum().backward();
+  size_t i = 0;
+  for (const auto& b : model->named_buffers()) {
+    if (b.key().find("running_") == std::string::npos) continue;
+    EXPECT_EQ(b.value().scalar_type(), at::kFloat) << b.key();
+    if (b.key().find("running_mean") != std::string::npos) {
+      EXPECT_FALSE(torch::equal(b.value(), means_before[i++])) << b.key() << " was not updated";
+    }
+  }
+  for (const auto& p : model->named_parameters()) {
+    if (p.key().find("bn.") == std::string::npos) continue;
+    EXPECT_EQ(p.value().scalar_type(), at::kFloat) << p.key();
+    ASSERT_TRUE(p.value().grad().defined()) << p.key();
+    EXPECT_EQ(p.value().grad().scalar_type(), at::kFloat) << p.key();
   }
 }
 
