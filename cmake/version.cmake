@@ -1,4 +1,4 @@
-# Writes include/ddp/version.h.in into OUT with the current git revision. Run at every build
+# Writes include/ddp/core/version.h.in into OUT with the current git revision. Run at every build
 # (target ddp_version), not only at configure time, so that --version and checkpoint manifests
 # name the commit actually built; configure_file leaves OUT untouched when nothing changed, so
 # an unchanged revision recompiles nothing.
@@ -8,4 +8,4 @@ execute_process(COMMAND git rev-parse --short HEAD WORKING_DIRECTORY ${SOURCE_DI
 if(NOT DDPTRAIN_GIT_REVISION)
   set(DDPTRAIN_GIT_REVISION "unknown")
 endif()
-configure_file(${SOURCE_DIR}/include/ddp/version.h.in ${OUT} @ONLY)
+configure_file(${SOURCE_DIR}/include/ddp/core/version.h.in ${OUT} @ONLY)

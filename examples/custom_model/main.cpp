@@ -11,10 +11,10 @@
 #include <cstdio>
 #include <vector>
 
-#include "ddp/distributed_sampler.h"
-#include "ddp/gradient_synchronizer.h"
-#include "ddp/mpi_communicator.h"
-#include "ddp/runtime.h"
+#include "ddp/dist/distributed_sampler.h"
+#include "ddp/dist/gradient_synchronizer.h"
+#include "ddp/dist/mpi_communicator.h"
+#include "ddp/dist/runtime.h"
 
 namespace {
 
@@ -35,14 +35,15 @@ int run(const ddp::ProcessInfo& p) {
   constexpr int64_t kSamples = 1024, kBatch = 32, kEpochs = 5;
   torch::Generator gen = at::detail::createCPUGenerator(7);
   torch::Tensor x = torch::randn({kSamples, 8}, gen);
-  torch::Tensor y = x.matmul(torch::linspace(-1, 1, 8).unsqueeze(1)) + 0.01 * torch::randn({kSamples, 1}, gen);
+  torch::Tensor y =
+      x.matmul(torch::linspace(-1, 1, 8).unsqueeze(1)) + 0.01 * torch::randn({kSamples, 1}, gen);
 
   TinyNet model;
   std::vector<torch::Tensor> params = model->parameters();
   // The synchronizer first checks that every rank has the same parameter shapes; then every
   // rank starts from rank 0's weights.
   ddp::SyncOptions options;
-  options.cap_bytes = 4096;        // small buckets, so that this tiny model has several
+  options.cap_bytes = 4096;  // small buckets, so that this tiny model has several
   options.first_cap_bytes = 1024;
   ddp::GradientSynchronizer sync(comm, params, options);
   ddp::broadcast_tensors(comm, params, /*root=*/0);
@@ -59,9 +60,9 @@ int run(const ddp::ProcessInfo& p) {
       torch::Tensor b = index.slice(0, start, std::min<int64_t>(start + kBatch, idx.size()));
       opt.zero_grad();
       torch::Tensor loss = torch::mse_loss(model->forward(x.index_select(0, b)), y.index_select(0, b));
-      sync.prepare();      // every rank: buckets are all-reduced while backward runs
+      sync.prepare();  // every rank: buckets are all-reduced while backward runs
       loss.backward();
-      sync.finalize();     // every rank: wait for them; .grad now holds the average
+      sync.finalize();  // every rank: wait for them; .grad now holds the average
       opt.step();
       loss_sum += loss.detach().to(torch::kDouble) * b.size(0);
     }
@@ -69,7 +70,8 @@ int run(const ddp::ProcessInfo& p) {
     const double mean = loss_sum.item<double>() / static_cast<double>(sampler.total_size());
     if (epoch == 0) first_loss = mean;
     last_loss = mean;
-    if (p.rank == 0) std::printf("custom_model: epoch %lld | loss %.5f\n", static_cast<long long>(epoch + 1), mean);
+    if (p.rank == 0)
+      std::printf("custom_model: epoch %lld | loss %.5f\n", static_cast<long long>(epoch + 1), mean);
   }
 
   // Every rank: gather the flattened parameters and compare them with rank 0's.

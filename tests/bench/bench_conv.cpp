@@ -19,8 +19,8 @@
 #include <functional>
 #include <vector>
 
-#include "ddp/models.h"
-#include "ddp/winograd_conv.h"
+#include "ddp/train/models.h"
+#include "train/kernels/winograd_conv.h"
 
 namespace {
 
@@ -54,7 +54,7 @@ int main(int argc, char** argv) {
     const char* name;
     int64_t cin, cout, side, count;  // count: how many such convolutions ResNet-9 has.
   };
-  const Layer layers[] = {{"prep", 3, 64, 32, 1},     {"layer1", 64, 128, 32, 1}, {"res1", 128, 128, 16, 2},
+  const Layer layers[] = {{"prep", 3, 64, 32, 1},      {"layer1", 64, 128, 32, 1}, {"res1", 128, 128, 16, 2},
                           {"layer2", 128, 256, 16, 1}, {"layer3", 256, 512, 8, 1}, {"res3", 512, 512, 4, 2}};
   std::printf("3x3 conv forward+backward, fp32 NHWC, batch %lld, %d thread(s), median of %d\n",
               static_cast<long long>(batch), threads, reps);
@@ -78,7 +78,7 @@ int main(int argc, char** argv) {
     total_direct += direct * l.count;
     total_winograd += (l.cin < ddp::kWinogradMinChannels ? direct : winograd) * l.count;
   }
-  std::printf("%-7s | %-16s | %5s | %12.1f | %12.1f | %6.2fx |\n", "ResNet-9", "(x count, auto)", "", total_direct,
-              total_winograd, total_direct / total_winograd);
+  std::printf("%-7s | %-16s | %5s | %12.1f | %12.1f | %6.2fx |\n", "ResNet-9", "(x count, auto)", "",
+              total_direct, total_winograd, total_direct / total_winograd);
   return 0;
 }

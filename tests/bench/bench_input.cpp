@@ -11,16 +11,16 @@
 #include <ATen/Parallel.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <algorithm>
 #include <string>
 #include <vector>
 
-#include "ddp/batcher.h"
-#include "ddp/dataset.h"
-#include "ddp/models.h"
+#include "ddp/data/batcher.h"
+#include "ddp/data/dataset.h"
+#include "ddp/train/models.h"
 
 namespace {
 
@@ -90,8 +90,9 @@ int main(int argc, char** argv) {
   const int threads = argc > 1 ? std::atoi(argv[1]) : 1;
   const int64_t batches = argc > 2 ? std::atoll(argv[2]) : 300;
   at::set_num_threads(threads);
-  std::printf("bench_input: batch %ld, %ld batches per run, median of 3 runs, %d intra-op thread(s), CPU device\n",
-              static_cast<long>(kBatch), static_cast<long>(batches), threads);
+  std::printf(
+      "bench_input: batch %ld, %ld batches per run, median of 3 runs, %d intra-op thread(s), CPU device\n",
+      static_cast<long>(kBatch), static_cast<long>(batches), threads);
   struct Set {
     std::string label;
     ddp::ImageDataset data;
@@ -109,13 +110,15 @@ int main(int argc, char** argv) {
         std::sort(rates.begin(), rates.end());
         const double rate = rates[1];
         std::printf("| %s | %s | %s | %.0f |\n", s.label.c_str(),
-                    pipeline == ddp::InputPipeline::kDevice ? "device" : "host", augment ? "on" : "off", rate);
+                    pipeline == ddp::InputPipeline::kDevice ? "device" : "host", augment ? "on" : "off",
+                    rate);
         std::fflush(stdout);
       }
     }
   }
-  std::printf("\ncompared with: the seed CNN's training step (forward + backward + SGD, batch %ld, %d thread(s)):\n",
-              static_cast<long>(kBatch), threads);
+  std::printf(
+      "\ncompared with: the seed CNN's training step (forward + backward + SGD, batch %ld, %d thread(s)):\n",
+      static_cast<long>(kBatch), threads);
   std::printf("| model input | images/s |\n| --- | ---: |\n");
   std::printf("| 3x32x32, 10 classes | %.0f |\n", seed_cnn_rate(3, 10, 100));
   std::printf("| 1x32x32, 10 classes | %.0f |\n", seed_cnn_rate(1, 10, 100));

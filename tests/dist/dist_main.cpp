@@ -6,7 +6,7 @@
 
 #include <iostream>
 
-#include "ddp/runtime.h"
+#include "ddp/dist/runtime.h"
 
 namespace {
 

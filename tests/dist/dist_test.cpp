@@ -1,25 +1,26 @@
 // Distributed behaviour under real mpirun (ctest runs this binary with 2 and 3 ranks).
 #include <gtest/gtest.h>
 #include <mpi.h>
-
-#include <cmath>
 #include <torch/torch.h>
 
+#include <cmath>
 
-#include "ddp/check.h"
-#include "ddp/checkpoint.h"
-#include "ddp/cifar10.h"
-#include "ddp/config.h"
-#include "ddp/gradient_synchronizer.h"
-#include "ddp/mpi_communicator.h"
-#include "ddp/trainer.h"
-#include "../unit/test_files.h"
+#include "ddp/config/config.h"
+#include "ddp/core/check.h"
+#include "ddp/data/cifar10.h"
+#include "ddp/dist/gradient_synchronizer.h"
+#include "ddp/dist/mpi_communicator.h"
+#include "ddp/train/checkpoint.h"
+#include "ddp/train/trainer.h"
+#include "fixtures.h"
+#include "test_files.h"
 
 namespace ddp {
 namespace {
 
 using std::chrono::milliseconds;
 using testing::TempDir;
+using testing::write_cifar10_file;
 
 constexpr milliseconds kTimeout{120000};
 
@@ -48,13 +49,13 @@ at::Tensor flat_buffers(torch::nn::Module& m) {
   return torch::cat(parts);
 }
 
-Config small_config(const TempDir& dir, std::vector<std::string> overrides) {
+Config small_config(const TempDir& dir, std::vector<std::string> overrides,
+                    FaultInjection* faults = nullptr) {
   std::vector<std::string> base = {"log.dir=" + dir.path() + "/logs",
-                                   "checkpoint.dir=" + dir.path() + "/ckpt",
-                                   "data.dataset=synthetic", "train.threads=1",
-                                   "log.every_steps=2"};
+                                   "checkpoint.dir=" + dir.path() + "/ckpt", "data.dataset=synthetic",
+                                   "train.threads=1", "log.every_steps=2"};
   base.insert(base.end(), overrides.begin(), overrides.end());
-  return parse_config("", "dist_test", base);
+  return parse_config("", "dist_test", base, faults);
 }
 
 TEST(Communicator, OpenMpiUsesTheRingForNonBlockingAllReduce) {
@@ -106,7 +107,9 @@ TEST(Communicator, CollectivesTakeCountsAndTypesFromTensors) {
   auto column = column_base.select(1, 1);  // Stride 3.
   comm.broadcast(column, 0);
   EXPECT_TRUE(torch::equal(column, torch::tensor({1.0f, 4.0f, 7.0f, 10.0f})));
-  if (r != 0) EXPECT_EQ(column_base.select(1, 0).abs().sum().item<float>(), 0.0f) << "wrote outside the view";
+  if (r != 0) {
+    EXPECT_EQ(column_base.select(1, 0).abs().sum().item<float>(), 0.0f) << "wrote outside the view";
+  }
   comm.barrier();
 }
 
@@ -140,9 +143,9 @@ TEST(GradientSynchronizer, MismatchedModelsFailOnEveryRank) {
     GradientSynchronizer sync(comm, params, SyncOptions{});
     ADD_FAILURE() << "no error for mismatched models";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("model mismatch across ranks: rank " +
-                                         std::to_string(comm.size() - 1)),
-              std::string::npos)
+    EXPECT_NE(
+        std::string(e.what()).find("model mismatch across ranks: rank " + std::to_string(comm.size() - 1)),
+        std::string::npos)
         << e.what();
     EXPECT_TRUE(e.same_on_all_ranks());
   }
@@ -176,18 +179,21 @@ TEST(Training, ReplicasStayBitIdentical) {
   for (const char* model : {"seed_cnn", "resnet9"}) {
     TempDir dir;
     const bool big = std::string(model) == "resnet9";
-    Config c = small_config(dir, {std::string("model.name=") + model, "data.augment=true",
-                                  "train.momentum=0.9", "train.max_steps=" + std::string(big ? "2" : "6"),
-                                  "train.batch_size=" + std::string(big ? "4" : "16"),
-                                  "data.synthetic_train=256", "data.synthetic_test=" + std::string(big ? "8" : "64")});
+    Config c =
+        small_config(dir, {std::string("model.name=") + model, "data.augment=true", "train.momentum=0.9",
+                           "train.max_steps=" + std::string(big ? "2" : "6"),
+                           "train.batch_size=" + std::string(big ? "4" : "16"), "data.synthetic_train=256",
+                           "data.synthetic_test=" + std::string(big ? "8" : "64")});
     Trainer trainer(c, comm, torch::kCPU, load_dataset(c, true), load_dataset(c, false));
     trainer.run();
     at::Tensor mine = flat_params(trainer.model());
     at::Tensor all = comm.all_gather(mine);
     at::Tensor all_buffers = comm.all_gather(flat_buffers(trainer.model()));
     for (int r = 1; r < comm.size(); ++r) {
-      EXPECT_TRUE(torch::equal(all[r], all[0])) << model << ": parameters of rank " << r << " differ from rank 0";
-      EXPECT_TRUE(torch::equal(all_buffers[r], all_buffers[0])) << model << ": buffers of rank " << r << " differ";
+      EXPECT_TRUE(torch::equal(all[r], all[0]))
+          << model << ": parameters of rank " << r << " differ from rank 0";
+      EXPECT_TRUE(torch::equal(all_buffers[r], all_buffers[0]))
+          << model << ": buffers of rank " << r << " differ";
     }
     // The replicas moved away from their common start, so they really trained.
     torch::manual_seed(0);
@@ -205,9 +211,15 @@ float distributed_vs_one_process(const std::vector<std::string>& extra, int accu
   MpiCommunicator self(MPI_COMM_SELF, kTimeout);
   const int n = world.size();
   const int per_rank = 16;
-  std::vector<std::string> common = {"train.max_steps=5", "train.momentum=0.9", "train.weight_decay=0.0005",
-                                     "train.lr=0.05", "train.lr_schedule=cosine", "data.augment=true",
-                                     "data.cutout=8", "dist.bucket_mb=0.05", "dist.first_bucket_mb=0.01",
+  std::vector<std::string> common = {"train.max_steps=5",
+                                     "train.momentum=0.9",
+                                     "train.weight_decay=0.0005",
+                                     "train.lr=0.05",
+                                     "train.lr_schedule=cosine",
+                                     "data.augment=true",
+                                     "data.cutout=8",
+                                     "dist.bucket_mb=0.05",
+                                     "dist.first_bucket_mb=0.01",
                                      "data.synthetic_train=" + std::to_string(per_rank * n * accumulate * 8)};
   TempDir d1, d2;
   auto o1 = common, o2 = common;
@@ -216,14 +228,16 @@ float distributed_vs_one_process(const std::vector<std::string>& extra, int accu
   o1.push_back("train.accumulate_steps=" + std::to_string(accumulate));
   o2.push_back("train.batch_size=" + std::to_string(per_rank * n * accumulate));
   Config dist_cfg = small_config(d1, o1), ref_cfg = small_config(d2, o2);
-  Trainer distributed(dist_cfg, world, torch::kCPU, load_dataset(dist_cfg, true), load_dataset(dist_cfg, false));
+  Trainer distributed(dist_cfg, world, torch::kCPU, load_dataset(dist_cfg, true),
+                      load_dataset(dist_cfg, false));
   TrainSummary s = distributed.run();
   EXPECT_EQ(s.steps, 5);
   if (buckets_in_backward) *buckets_in_backward = distributed.buckets_started_in_backward();
   Trainer reference(ref_cfg, self, torch::kCPU, load_dataset(ref_cfg, true), load_dataset(ref_cfg, false));
   reference.run();
   at::Tensor a = flat_params(distributed.model()), b = flat_params(reference.model());
-  EXPECT_GT((b - flat_params(*make_model("seed_cnn"))).abs().max().item<float>(), 1e-3) << "reference did not train";
+  EXPECT_GT((b - flat_params(*make_model("seed_cnn"))).abs().max().item<float>(), 1e-3)
+      << "reference did not train";
   return (a - b).abs().max().item<float>();
 }
 
@@ -262,9 +276,10 @@ TEST(Precision, Bf16AutocastLearnsLikeFp32) {
   const char* precisions[2] = {"fp32", "bf16"};
   for (int i = 0; i < 2; ++i) {
     TempDir dir;
-    Config c = small_config(dir, {std::string("train.precision=") + precisions[i], "train.max_steps=20",
-                                  "train.batch_size=32", "train.lr=0.01", "train.momentum=0.9",
-                                  "log.every_steps=5", "data.synthetic_train=2048", "data.synthetic_test=64"});
+    Config c =
+        small_config(dir, {std::string("train.precision=") + precisions[i], "train.max_steps=20",
+                           "train.batch_size=32", "train.lr=0.01", "train.momentum=0.9", "log.every_steps=5",
+                           "data.synthetic_train=2048", "data.synthetic_test=64"});
     Trainer trainer(c, comm, torch::kCPU, load_dataset(c, true), load_dataset(c, false));
     summary[i] = trainer.run();
     params[i] = flat_params(trainer.model());
@@ -286,9 +301,9 @@ TEST(MemoryFormat, ChannelsLastTrainsLikeChannelsFirst) {
   at::Tensor params[2];
   for (int i = 0; i < 2; ++i) {
     TempDir dir;
-    Config c = small_config(dir, {std::string("train.channels_last=") + (i ? "true" : "false"), "model.name=resnet9",
-                                  "train.max_steps=2", "train.batch_size=4", "train.momentum=0.9",
-                                  "data.synthetic_train=64", "data.synthetic_test=8"});
+    Config c = small_config(dir, {std::string("train.channels_last=") + (i ? "true" : "false"),
+                                  "model.name=resnet9", "train.max_steps=2", "train.batch_size=4",
+                                  "train.momentum=0.9", "data.synthetic_train=64", "data.synthetic_test=8"});
     Trainer trainer(c, comm, torch::kCPU, load_dataset(c, true), load_dataset(c, false));
     trainer.run();
     params[i] = flat_params(trainer.model());
@@ -334,9 +349,9 @@ TEST(Training, LearnsFromCifarFilesAndEvaluatesEveryImageOnce) {
                        train.images.narrow(0, f * 500, 500), train.labels.narrow(0, f * 500, 500));
   }
   write_cifar10_file(root + "/test_batch.bin", test.images, test.labels);
-  Config c = small_config(dir, {"data.dataset=cifar10", "data.root=" + dir.path(), "train.epochs=2",
-                                "train.batch_size=32", "train.lr=0.01", "train.momentum=0.9", "train.lr_schedule=cosine",
-                                "log.every_steps=10"});
+  Config c = small_config(
+      dir, {"data.dataset=cifar10", "data.root=" + dir.path(), "train.epochs=2", "train.batch_size=32",
+            "train.lr=0.01", "train.momentum=0.9", "train.lr_schedule=cosine", "log.every_steps=10"});
   Trainer trainer(c, comm, torch::kCPU, load_dataset(c, true), load_dataset(c, false));
   TrainSummary s = trainer.run();
   EXPECT_EQ(s.eval.count, 1001);  // 1001 does not divide by 2 or 3 ranks: no padded duplicates
@@ -365,12 +380,12 @@ std::string rank0_string(const std::string& mine) {
 
 std::vector<std::string> resume_config(const std::string& dir, int64_t batch) {
   return {"log.dir=" + dir + "/logs", "checkpoint.dir=" + dir + "/ckpt", "data.dataset=synthetic",
-          "train.threads=1", "log.every_steps=4", "train.epochs=2", "train.momentum=0.9",
-          "train.lr=0.02", "train.lr_schedule=cosine", "data.augment=true",
+          "train.threads=1", "log.every_steps=4", "train.epochs=2", "train.momentum=0.9", "train.lr=0.02",
+          "train.lr_schedule=cosine", "data.augment=true",
           // A multiple of every world size's images per step: no padded samples at the epoch end,
           // so runs of different world sizes see exactly the same samples.
-          "data.synthetic_train=" + std::to_string(16 * world_size() * 8),
-          "data.synthetic_test=64", "train.batch_size=" + std::to_string(batch), "checkpoint.keep=10"};
+          "data.synthetic_train=" + std::to_string(16 * world_size() * 8), "data.synthetic_test=64",
+          "train.batch_size=" + std::to_string(batch), "checkpoint.keep=10"};
 }
 
 TEST(Resume, StopAndResumeIsBitIdenticalToAnUninterruptedRun) {
@@ -385,8 +400,9 @@ TEST(Resume, StopAndResumeIsBitIdenticalToAnUninterruptedRun) {
   TrainSummary whole = uninterrupted.run();
   // Stopped mid-epoch 1 as if signalled (rank 0 only asks; all ranks must agree), then resumed.
   const std::string dir_b = rank0_string(b.path());
-  Config first = parse_config("", "t", with(resume_config(dir_b, 16), {"debug.stop_at_step=5"}));
-  Trainer part1(first, comm, torch::kCPU, load_dataset(first, true), load_dataset(first, false));
+  FaultInjection stop;
+  Config first = parse_config("", "t", with(resume_config(dir_b, 16), {"fault.stop_at_step=5"}), &stop);
+  Trainer part1(first, comm, torch::kCPU, load_dataset(first, true), load_dataset(first, false), stop);
   TrainSummary s1 = part1.run();
   EXPECT_TRUE(s1.stopped_by_signal);
   EXPECT_EQ(s1.steps, 5);
@@ -398,17 +414,21 @@ TEST(Resume, StopAndResumeIsBitIdenticalToAnUninterruptedRun) {
   EXPECT_FALSE(s2.stopped_by_signal);
   EXPECT_EQ(s2.steps, whole.steps);
   EXPECT_TRUE(torch::equal(flat_params(part2.model()), flat_params(uninterrupted.model())))
-      << "max difference " << (flat_params(part2.model()) - flat_params(uninterrupted.model())).abs().max().item<float>();
+      << "max difference "
+      << (flat_params(part2.model()) - flat_params(uninterrupted.model())).abs().max().item<float>();
   comm.barrier();  // rank 0's directories outlive the other ranks' reads
 }
 
 // fp16 runs on CPU (slowly, with a warning) so that the loss-scaling path is tested here; see
 // Note [loss scaling and bad steps].
 std::vector<std::string> fp16_config(const std::string& dir, const std::string& scale) {
-  return {"log.dir=" + dir + "/logs", "checkpoint.dir=" + dir + "/ckpt", "data.dataset=synthetic",
-          "train.threads=1", "log.every_steps=2", "train.precision=fp16", "train.loss_scale=" + scale,
-          "train.loss_scale_growth_steps=1000", "train.batch_size=16", "train.lr=0.01", "train.momentum=0.9",
-          "data.synthetic_train=1024", "data.synthetic_test=16", "checkpoint.keep=10"};
+  return {"log.dir=" + dir + "/logs",  "checkpoint.dir=" + dir + "/ckpt",
+          "data.dataset=synthetic",    "train.threads=1",
+          "log.every_steps=2",         "train.precision=fp16",
+          "train.loss_scale=" + scale, "train.loss_scale_growth_steps=1000",
+          "train.batch_size=16",       "train.lr=0.01",
+          "train.momentum=0.9",        "data.synthetic_train=1024",
+          "data.synthetic_test=16",    "checkpoint.keep=10"};
 }
 
 TEST(Precision, Fp16OverflowSkipsTheStepOnEveryRankAlike) {
@@ -485,7 +505,8 @@ TEST(Resume, ARunNeverOverwritesLaterCheckpoints) {
   Config branch = parse_config("", "t", overrides);
   Trainer t2(branch, comm, torch::kCPU, load_dataset(branch, true), load_dataset(branch, false));
   const std::string why2 = testing::input_error_of([&] { t2.run(); });
-  EXPECT_NE(why2.find("holds " + before[1] + ", later than the resumed checkpoint"), std::string::npos) << why2;
+  EXPECT_NE(why2.find("holds " + before[1] + ", later than the resumed checkpoint"), std::string::npos)
+      << why2;
   EXPECT_EQ(list_checkpoints(dir + "/ckpt"), before);
   for (size_t i = 0; i < before.size(); ++i) EXPECT_EQ(file_checksum(before[i]), sums[i]) << before[i];
   if (comm.rank() == 0) {
@@ -505,9 +526,10 @@ TEST(Resume, AnotherWorldSizeContinuesTheSameDataOrder) {
   uninterrupted.run();
   const std::string dir_b = rank0_string(b.path());
   auto first_overrides = resume_config(dir_b, 16);
-  first_overrides.push_back("debug.stop_at_step=3");
-  Config first = parse_config("", "t", first_overrides);
-  Trainer part1(first, comm, torch::kCPU, load_dataset(first, true), load_dataset(first, false));
+  first_overrides.push_back("fault.stop_at_step=3");
+  FaultInjection stop;
+  Config first = parse_config("", "t", first_overrides, &stop);
+  Trainer part1(first, comm, torch::kCPU, load_dataset(first, true), load_dataset(first, false), stop);
   EXPECT_TRUE(part1.run().stopped_by_signal);
   comm.barrier();
   std::vector<std::string> ckpts = list_checkpoints(dir_b + "/ckpt");
@@ -539,9 +561,12 @@ TEST(Resume, AnotherWorldSizeContinuesTheSameDataOrder) {
 TEST(Numerics, NonFiniteStepIsSkippedOnEveryRank) {
   MpiCommunicator comm(MPI_COMM_WORLD, kTimeout);
   TempDir dir;
-  Config c = small_config(dir, {"train.max_steps=6", "debug.nan_at_step=3",
-                                "debug.nan_rank=" + std::to_string(comm.size() - 1), "data.synthetic_train=512"});
-  Trainer trainer(c, comm, torch::kCPU, load_dataset(c, true), load_dataset(c, false));
+  FaultInjection faults;
+  Config c = small_config(dir,
+                          {"train.max_steps=6", "fault.nan_at_step=3",
+                           "fault.nan_rank=" + std::to_string(comm.size() - 1), "data.synthetic_train=512"},
+                          &faults);
+  Trainer trainer(c, comm, torch::kCPU, load_dataset(c, true), load_dataset(c, false), faults);
   TrainSummary s = trainer.run();
   EXPECT_EQ(s.bad_steps, 1);
   EXPECT_EQ(s.steps, 6);
@@ -554,9 +579,11 @@ TEST(Numerics, NonFiniteStepIsSkippedOnEveryRank) {
 TEST(Numerics, TooManyBadStepsStopEveryRankWithOneError) {
   MpiCommunicator comm(MPI_COMM_WORLD, kTimeout);
   TempDir dir;
-  Config c = small_config(dir, {"train.max_steps=6", "debug.nan_at_step=2", "train.max_bad_steps=0",
-                                "data.synthetic_train=512"});
-  Trainer trainer(c, comm, torch::kCPU, load_dataset(c, true), load_dataset(c, false));
+  FaultInjection faults;
+  Config c = small_config(
+      dir, {"train.max_steps=6", "fault.nan_at_step=2", "train.max_bad_steps=0", "data.synthetic_train=512"},
+      &faults);
+  Trainer trainer(c, comm, torch::kCPU, load_dataset(c, true), load_dataset(c, false), faults);
   try {
     trainer.run();
     ADD_FAILURE() << "no error";
@@ -570,14 +597,18 @@ TEST(Numerics, ParameterDriftNamesTheRank) {
   MpiCommunicator comm(MPI_COMM_WORLD, kTimeout);
   TempDir dir;
   const int drifter = comm.size() - 1;
-  Config c = small_config(dir, {"train.max_steps=6", "dist.check_params_every=2", "debug.drift_at_step=3",
-                                "debug.drift_rank=" + std::to_string(drifter), "data.synthetic_train=512"});
-  Trainer trainer(c, comm, torch::kCPU, load_dataset(c, true), load_dataset(c, false));
+  FaultInjection faults;
+  Config c = small_config(dir,
+                          {"train.max_steps=6", "dist.check_params_every=2", "fault.drift_at_step=3",
+                           "fault.drift_rank=" + std::to_string(drifter), "data.synthetic_train=512"},
+                          &faults);
+  Trainer trainer(c, comm, torch::kCPU, load_dataset(c, true), load_dataset(c, false), faults);
   try {
     trainer.run();
     ADD_FAILURE() << "drift not detected";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("replica check at step 4: the parameters of rank " + std::to_string(drifter)),
+    EXPECT_NE(std::string(e.what()).find("replica check at step 4: the parameters of rank " +
+                                         std::to_string(drifter)),
               std::string::npos)
         << e.what();
   }

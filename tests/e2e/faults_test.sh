@@ -42,7 +42,7 @@ rc=$?
 
 # 1b. A second signal exits at once (128 + SIGUSR1 = 138) instead of waiting for the step.
 run $TMP/sig2x.log "${SMOKE[@]}" --set train.epochs=30 --set log.dir=$TMP/sig2x --set checkpoint.dir=$TMP/sig2x/ckpt \
-  --set debug.hang_at_step=6 --set debug.hang_rank=1 --set dist.timeout_s=600
+  --set fault.hang_at_step=6 --set fault.hang_rank=1 --set dist.timeout_s=600
 wait_for $TMP/sig2x.log "rank 1 stops participating" 120
 for r in $(pgrep -f "^$DDPTRAIN train .*$TMP/sig2x/ckpt"); do kill -USR1 $r; done
 sleep 1
@@ -64,7 +64,7 @@ start=$(date +%s); kill -KILL "$pid"; wait $job; rc=$?; took=$(( $(date +%s) - s
 # 3. A rank that stops participating: the others fail at the deadline with a named collective.
 start=$(date +%s)
 timeout 120 "$MPIEXEC" -np 2 --oversubscribe --bind-to none "$DDPTRAIN" "${SMOKE[@]}" --set log.dir=$TMP/hang \
-  --set checkpoint.dir=$TMP/hang/ckpt --set dist.timeout_s=3 --set debug.hang_at_step=5 --set debug.hang_rank=1 >$TMP/hang.log 2>&1
+  --set checkpoint.dir=$TMP/hang/ckpt --set dist.timeout_s=3 --set fault.hang_at_step=5 --set fault.hang_rank=1 >$TMP/hang.log 2>&1
 rc=$?; took=$(( $(date +%s) - start ))
 [ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "rank 0.*all_reduce #[0-9]* .* timed out after 3" $TMP/hang.log \
   && grep -q "aborting all ranks" $TMP/hang.log && pass "hung rank: job ends at the deadline (${took}s)" \
@@ -103,7 +103,7 @@ fi
 
 # 7. Diverging training: after train.max_bad_steps skipped steps, one message, exit 2 everywhere.
 timeout 120 "$MPIEXEC" -np 2 --oversubscribe --bind-to none "$DDPTRAIN" "${SMOKE[@]}" --set log.dir=$TMP/nan \
-  --set checkpoint.dir=$TMP/nan/ckpt --set debug.nan_at_step=3 --set train.max_bad_steps=0 >$TMP/nan.log 2>&1
+  --set checkpoint.dir=$TMP/nan/ckpt --set fault.nan_at_step=3 --set train.max_bad_steps=0 >$TMP/nan.log 2>&1
 rc=$?
 [ $rc -eq 2 ] && [ "$(grep -c "training diverged" $TMP/nan.log)" -eq 1 ] && pass "divergence stops the job" \
   || { fail "divergence (rc $rc)"; cat $TMP/nan.log; }

@@ -1,11 +1,10 @@
 #include <gtest/gtest.h>
-
 #include <torch/torch.h>
 
-#include "ddp/check.h"
-#include "ddp/communicator.h"
-#include "ddp/runtime.h"
-#include "ddp/nccl_communicator.h"
+#include "ddp/core/check.h"
+#include "ddp/dist/communicator.h"
+#include "ddp/dist/nccl_communicator.h"
+#include "ddp/dist/runtime.h"
 
 namespace ddp {
 namespace {

@@ -1,11 +1,13 @@
-#include "ddp/batcher.h"
+#include "ddp/data/batcher.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <set>
 
-#include "ddp/check.h"
+#include "ddp/config/config.h"
+#include "ddp/core/check.h"
+#include "test_files.h"
 
 namespace ddp {
 namespace {
@@ -124,7 +126,8 @@ TEST(Batcher, HostPipelineGivesTheSameBatchesAsDevicePipeline) {
         Batch a = device.get(idx[k], pos[k], augment, 5, epoch);
         Batch b = host.get(idx[k], pos[k], augment, 5, epoch);
         if (k + 1 < idx.size()) host.prefetch(idx[k + 1], pos[k + 1], augment, 5, epoch);
-        EXPECT_TRUE(torch::equal(a.images, b.images)) << "augment " << augment << " epoch " << epoch << " batch " << k;
+        EXPECT_TRUE(torch::equal(a.images, b.images))
+            << "augment " << augment << " epoch " << epoch << " batch " << k;
         EXPECT_TRUE(torch::equal(a.labels, b.labels));
         EXPECT_EQ(b.images.scalar_type(), torch::kFloat);
       }
@@ -133,11 +136,14 @@ TEST(Batcher, HostPipelineGivesTheSameBatchesAsDevicePipeline) {
   EXPECT_TRUE(torch::equal(device.range(10, 7).images, host.range(10, 7).images));
   // A prefetch that the next get() does not ask for is dropped, not returned.
   host.prefetch(idx[0], pos[0], true, 5, 0);
-  EXPECT_TRUE(torch::equal(host.get(idx[1], pos[1], true, 5, 0).images, device.get(idx[1], pos[1], true, 5, 0).images));
+  EXPECT_TRUE(torch::equal(host.get(idx[1], pos[1], true, 5, 0).images,
+                           device.get(idx[1], pos[1], true, 5, 0).images));
   host.prefetch(idx[2], pos[2], true, 5, 0);
-  EXPECT_TRUE(torch::equal(host.get(idx[2], pos[2], true, 6, 0).images, device.get(idx[2], pos[2], true, 6, 0).images));
-  EXPECT_EQ(input_pipeline_from_name("host"), InputPipeline::kHost);
-  EXPECT_THROW(input_pipeline_from_name("disk"), InputError);
+  EXPECT_TRUE(torch::equal(host.get(idx[2], pos[2], true, 6, 0).images,
+                           device.get(idx[2], pos[2], true, 6, 0).images));
+  EXPECT_EQ(parse_config("", "t", {"data.pipeline=host"}).data.pipeline, InputPipeline::kHost);
+  EXPECT_EQ(testing::input_error_of([] { parse_config("", "t", {"data.pipeline=disk"}); }),
+            "config key data.pipeline (--set): 'disk' is not allowed; expected one of: device host");
 }
 
 TEST(Batcher, AugmentedBatchesRepeatForSameSeedEpochPositionAndDifferOtherwise) {

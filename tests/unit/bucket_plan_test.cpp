@@ -1,4 +1,4 @@
-#include "ddp/bucket_plan.h"
+#include "ddp/dist/bucket_plan.h"
 
 #include <gtest/gtest.h>
 
@@ -37,7 +37,9 @@ TEST(BucketPlan, EveryParameterExactlyOnceAndCapsRespected) {
     int64_t sum = 0;
     for (auto i : buckets[b].params) seen.insert(i), sum += numels[i];
     EXPECT_EQ(sum, buckets[b].numel);
-    if (buckets[b].params.size() > 1) EXPECT_LE(sum * 4, b == 0 ? first : cap);
+    if (buckets[b].params.size() > 1) {
+      EXPECT_LE(sum * 4, b == 0 ? first : cap);
+    }
   }
   EXPECT_EQ(seen.size(), numels.size());
   EXPECT_EQ(std::set<int64_t>(seen.begin(), seen.end()).size(), numels.size());

@@ -1,4 +1,4 @@
-#include "ddp/checkpoint.h"
+#include "ddp/train/checkpoint.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -6,7 +6,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "ddp/mixed_precision.h"
+#include "ddp/train/mixed_precision.h"
 #include "test_files.h"
 
 namespace ddp {
@@ -136,8 +136,8 @@ TEST(Checkpoint, FilesOfOtherNamesInTheFolderAreIgnored) {
   }
   EXPECT_EQ(list_checkpoints(dir.path()), (std::vector<std::string>{a.payload, b.payload}));
   EXPECT_EQ(find_latest_checkpoint(dir.path(), nullptr).value_or(""), b.payload);
-  EXPECT_NO_THROW(prune_checkpoints(dir.path(), 1));  // Must not trip over the strays.
-  EXPECT_EQ(list_checkpoints(dir.path()).size(), 2u);    // The newest, and the best (the first of equals).
+  EXPECT_NO_THROW(prune_checkpoints(dir.path(), 1));   // Must not trip over the strays.
+  EXPECT_EQ(list_checkpoints(dir.path()).size(), 2u);  // The newest, and the best (the first of equals).
 }
 
 TEST(Checkpoint, ManifestValuesOutOfRangeMakeItCorrupt) {
@@ -166,7 +166,8 @@ TEST(Checkpoint, ParametersOfAnotherShapeAreANamedInputError) {
 
 TEST(Checkpoint, NewestCheckpointAfterAPointSkipsCorruptOnes) {
   TempDir dir;
-  CheckpointFiles a = save_at(dir.path(), 0, 5), b = save_at(dir.path(), 1, 10);  // 128 samples into each epoch.
+  CheckpointFiles a = save_at(dir.path(), 0, 5),
+                  b = save_at(dir.path(), 1, 10);  // 128 samples into each epoch.
   EXPECT_EQ(newest_checkpoint_after(dir.path(), {}).value_or(""), b.payload);
   EXPECT_EQ(newest_checkpoint_after(dir.path(), {0, 128, 5}).value_or(""), b.payload);
   EXPECT_FALSE(newest_checkpoint_after(dir.path(), {1, 128, 10}).has_value());

@@ -1,16 +1,18 @@
-#include "ddp/cifar100.h"
+#include "ddp/data/cifar100.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 #include <unistd.h>
 
-#include "ddp/check.h"
+#include "ddp/core/check.h"
+#include "fixtures.h"
 #include "test_files.h"
 
 namespace ddp {
 namespace {
 
 using testing::TempDir;
+using testing::write_cifar100_file;
 const auto& error_of = testing::input_error_of;
 
 TEST(Cifar100, ReadsFineLabelsOfTrainAndTest) {
@@ -34,10 +36,13 @@ TEST(Cifar100, TruncatedAndBadLabelsNameFileAndOffset) {
   TempDir tmp;
   auto fine = torch::zeros({3}, torch::kLong);
   fine[1] = 100;
-  write_cifar100_file(tmp.file("bad.bin"), torch::zeros({3, 3, 32, 32}, torch::kByte), torch::zeros({3}, torch::kLong), fine);
+  write_cifar100_file(tmp.file("bad.bin"), torch::zeros({3, 3, 32, 32}, torch::kByte),
+                      torch::zeros({3}, torch::kLong), fine);
   at::Tensor im, lb;
   std::string msg = error_of([&] { read_cifar100_file(tmp.file("bad.bin"), &im, &lb); });
-  EXPECT_NE(msg.find(tmp.file("bad.bin") + ": labels (coarse 0, fine 100) of record 1 at offset 3074"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(tmp.file("bad.bin") + ": labels (coarse 0, fine 100) of record 1 at offset 3074"),
+            std::string::npos)
+      << msg;
   ASSERT_EQ(::truncate(tmp.file("bad.bin").c_str(), 3074 + 10), 0);
   msg = error_of([&] { read_cifar100_file(tmp.file("bad.bin"), &im, &lb); });
   EXPECT_NE(msg.find("record 1 at offset 3074 is incomplete"), std::string::npos) << msg;

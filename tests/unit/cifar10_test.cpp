@@ -1,18 +1,20 @@
-#include "ddp/cifar10.h"
+#include "ddp/data/cifar10.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
-
 #include <unistd.h>
+
 #include <fstream>
 
-#include "ddp/check.h"
+#include "ddp/core/check.h"
+#include "fixtures.h"
 #include "test_files.h"
 
 namespace ddp {
 namespace {
 
 using testing::TempDir;
+using testing::write_cifar10_file;
 
 void write_set(const std::string& dir, int64_t per_file, at::Tensor* all_images, at::Tensor* all_labels) {
   files::make_directories(dir);
@@ -57,7 +59,8 @@ TEST(Cifar10, RecordLayoutIsLabelThenRedGreenBluePlanes) {
 
 TEST(Cifar10, TruncatedFileNamesFileAndOffset) {
   TempDir tmp;
-  write_cifar10_file(tmp.file("t.bin"), torch::zeros({3, 3, 32, 32}, torch::kByte), torch::zeros({3}, torch::kLong));
+  write_cifar10_file(tmp.file("t.bin"), torch::zeros({3, 3, 32, 32}, torch::kByte),
+                     torch::zeros({3}, torch::kLong));
   ASSERT_EQ(::truncate(tmp.file("t.bin").c_str(), 3073 * 2 + 100), 0);
   at::Tensor im, lb;
   try {
@@ -89,7 +92,7 @@ TEST(Cifar10, LoadsBothSplitsFromEitherRootForm) {
   TempDir tmp;
   at::Tensor images, labels;
   write_set(tmp.path() + "/cifar-10-batches-bin", 6, &images, &labels);
-  for (const std::string root : {tmp.path(), tmp.path() + "/cifar-10-batches-bin"}) {
+  for (const std::string& root : std::vector<std::string>{tmp.path(), tmp.path() + "/cifar-10-batches-bin"}) {
     ImageDataset train = load_cifar10(root, true);
     EXPECT_EQ(train.size(), 30);
     EXPECT_TRUE(torch::equal(train.images, images));

@@ -1,8 +1,8 @@
-#include "ddp/config.h"
+#include "ddp/config/config.h"
 
 #include <gtest/gtest.h>
 
-#include "ddp/check.h"
+#include "ddp/core/check.h"
 #include "test_files.h"
 
 namespace ddp {
@@ -29,8 +29,9 @@ TEST(Config, DefaultsAreTheSeedRecipe) {
 }
 
 TEST(Config, NestedYamlAndOverridesInOrder) {
-  Config c = parse_config("model:\n  name: resnet9\ntrain:\n  lr: 0.4\n  momentum: 0.9\n  nesterov: true\nresume: a.pt\n",
-                          "t", {"train.lr=0.2", "data.augment=yes", "train.lr=0.1"});
+  Config c = parse_config(
+      "model:\n  name: resnet9\ntrain:\n  lr: 0.4\n  momentum: 0.9\n  nesterov: true\nresume: a.pt\n", "t",
+      {"train.lr=0.2", "data.augment=yes", "train.lr=0.1"});
   EXPECT_EQ(c.model.name, "resnet9");
   EXPECT_DOUBLE_EQ(c.train.lr, 0.1);
   EXPECT_TRUE(c.train.nesterov);
@@ -46,7 +47,8 @@ TEST(Config, UnknownKeyIsNamedWithASuggestion) {
 }
 
 TEST(Config, WrongTypesAndRangesNameTheKey) {
-  EXPECT_NE(error_of("train:\n  lr: fast\n").find("config key train.lr (test.yaml): 'fast' is not allowed"), std::string::npos);
+  EXPECT_NE(error_of("train:\n  lr: fast\n").find("config key train.lr (test.yaml): 'fast' is not allowed"),
+            std::string::npos);
   EXPECT_NE(error_of("train:\n  batch_size: 0\n").find("train.batch_size"), std::string::npos);
   EXPECT_NE(error_of("train:\n  batch_size: 12.5\n").find("an integer"), std::string::npos);
   EXPECT_NE(error_of("train:\n  lr: -1\n").find("train.lr"), std::string::npos);
@@ -66,9 +68,12 @@ TEST(Config, MalformedInputs) {
 TEST(Config, AmbiguousYamlIsRefusedNotGuessed) {
   // yaml-cpp would keep the first of two equal keys and drop the second document silently.
   EXPECT_NE(error_of("train:\n  lr: 0.01\n  lr: 5\n").find("'train.lr' appears twice"), std::string::npos);
-  EXPECT_NE(error_of("train:\n  lr: 0.01\ntrain:\n  epochs: 3\n").find("'train' appears twice"), std::string::npos);
-  EXPECT_NE(error_of("train.lr: 0.2\ntrain:\n  lr: 0.1\n").find("'train.lr' appears twice"), std::string::npos);
-  EXPECT_NE(error_of("train:\n  lr: 0.1\n---\ntrain:\n  lr: 0.2\n").find("holds 2 YAML documents"), std::string::npos);
+  EXPECT_NE(error_of("train:\n  lr: 0.01\ntrain:\n  epochs: 3\n").find("'train' appears twice"),
+            std::string::npos);
+  EXPECT_NE(error_of("train.lr: 0.2\ntrain:\n  lr: 0.1\n").find("'train.lr' appears twice"),
+            std::string::npos);
+  EXPECT_NE(error_of("train:\n  lr: 0.1\n---\ntrain:\n  lr: 0.2\n").find("holds 2 YAML documents"),
+            std::string::npos);
   EXPECT_NE(error_of("? [a, b]\n: 1\n").find("is not a plain name"), std::string::npos);
   EXPECT_EQ(parse_config("train:\n  lr: 0.1\n---\n", "t").train.lr, 0.1);  // A trailing --- is one document.
   const std::string why = testing::input_error_of([] { load_config(::testing::TempDir()); });
@@ -76,7 +81,8 @@ TEST(Config, AmbiguousYamlIsRefusedNotGuessed) {
 }
 
 TEST(Config, RulesBetweenKeysAndBoundsAgainstOverflow) {
-  EXPECT_NE(error_of("", {"train.nesterov=true", "train.momentum=0"}).find("train.nesterov=true needs train.momentum > 0"),
+  EXPECT_NE(error_of("", {"train.nesterov=true", "train.momentum=0"})
+                .find("train.nesterov=true needs train.momentum > 0"),
             std::string::npos);
   EXPECT_EQ(error_of("", {"train.nesterov=true", "train.momentum=0.9"}), "");
   EXPECT_NE(error_of("", {"train.epochs=9223372036854775807"}).find("train.epochs"), std::string::npos);
@@ -94,17 +100,21 @@ TEST(Config, ResolvedYamlRoundTrips) {
   EXPECT_EQ(again.log.dir, "/tmp/a b");
   for (const auto& key : config_keys()) {
     const auto dot = key.find('.');
-    EXPECT_NE(yaml.find((dot == std::string::npos ? key : key.substr(dot + 1)) + ":"), std::string::npos) << key;
+    EXPECT_NE(yaml.find((dot == std::string::npos ? key : key.substr(dot + 1)) + ":"), std::string::npos)
+        << key;
   }
 }
 
 TEST(Config, ShippedConfigsParse) {
   for (const char* name : {"seed_cnn", "resnet9", "smoke", "cifar10_resnet9_fast"}) {
     Config c = load_config(std::string(DDP_SOURCE_DIR) + "/configs/" + name + ".yaml");
-    EXPECT_FALSE(c.model.name.empty()) << name;
+    EXPECT_EQ(c.model.name, std::string(name) == "resnet9" || std::string(name) == "cifar10_resnet9_fast"
+                                ? "resnet9"
+                                : "seed_cnn")
+        << name;
   }
   Config fast = load_config(std::string(DDP_SOURCE_DIR) + "/configs/cifar10_resnet9_fast.yaml");
-  EXPECT_EQ(fast.train.precision, "bf16");
+  EXPECT_EQ(fast.train.precision, Precision::kBf16);
   EXPECT_TRUE(fast.train.channels_last);
   EXPECT_EQ(fast.train.batch_size, 512);
   EXPECT_TRUE(fast.data.augment);

@@ -1,4 +1,4 @@
-#include "ddp/cuda_driver_probe.h"
+#include "ddp/observe/cuda_driver_probe.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "ddp/distributed_sampler.h"
+#include "ddp/dist/distributed_sampler.h"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
 // Download, checksum, extraction and re-use of a dataset archive, against a server on 127.0.0.1
 // that the test starts, serving a small CIFAR-10-layout tarball that the test builds.
-#include "ddp/download.h"
+#include "ddp/data/download.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -11,8 +11,9 @@
 #include <fstream>
 #include <sstream>
 
-#include "ddp/check.h"
-#include "ddp/cifar10.h"
+#include "ddp/core/check.h"
+#include "ddp/data/cifar10.h"
+#include "fixtures.h"
 #include "http_test_server.h"
 #include "test_files.h"
 
@@ -21,6 +22,7 @@ namespace {
 
 using testing::HttpTestServer;
 using testing::TempDir;
+using testing::write_cifar10_file;
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -68,7 +70,10 @@ std::string make_cifar_tarball(at::Tensor* test_labels) {
 }
 
 ArchiveSpec cifar_spec(const std::string& url, const std::string& md5) {
-  return {url, md5, "cifar-10-binary.tar.gz", "cifar-10-batches-bin",
+  return {url,
+          md5,
+          "cifar-10-binary.tar.gz",
+          "cifar-10-batches-bin",
           {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin",
            "test_batch.bin"}};
 }
@@ -119,7 +124,8 @@ TEST(Md5, Rfc1321Vectors) {
 }
 
 TEST_F(Download, FetchesVerifiesExtractsAndReuses) {
-  const ArchiveSpec spec = cifar_spec(server_.url("/cifar-10-binary.tar.gz"), md5_hex(tarball_.data(), tarball_.size()));
+  const ArchiveSpec spec =
+      cifar_spec(server_.url("/cifar-10-binary.tar.gz"), md5_hex(tarball_.data(), tarball_.size()));
   EXPECT_EQ(fetch_archive(spec, root_.path(), false), FetchResult::kDownloaded);
   EXPECT_EQ(server_.gets("/cifar-10-binary.tar.gz"), 1);
   EXPECT_EQ(read_file(root_.file("cifar-10-binary.tar.gz")), tarball_);
@@ -139,10 +145,12 @@ TEST_F(Download, FetchesVerifiesExtractsAndReuses) {
 }
 
 TEST_F(Download, WrongChecksumIsAnErrorAndRemovesTheDownload) {
-  const std::string msg = error_of(cifar_spec(server_.url("/cifar-10-binary.tar.gz"), std::string(32, '0')), root_.path());
-  EXPECT_NE(msg.find("MD5 of " + server_.url("/cifar-10-binary.tar.gz") + " is " + md5_hex(tarball_.data(), tarball_.size()) +
-                     ", expected 00000000000000000000000000000000"),
-            std::string::npos)
+  const std::string msg =
+      error_of(cifar_spec(server_.url("/cifar-10-binary.tar.gz"), std::string(32, '0')), root_.path());
+  EXPECT_NE(
+      msg.find("MD5 of " + server_.url("/cifar-10-binary.tar.gz") + " is " +
+               md5_hex(tarball_.data(), tarball_.size()) + ", expected 00000000000000000000000000000000"),
+      std::string::npos)
       << msg;
   EXPECT_FALSE(files::exists(root_.file("cifar-10-binary.tar.gz")));
   EXPECT_FALSE(files::exists(root_.file("cifar-10-batches-bin")));
@@ -151,7 +159,9 @@ TEST_F(Download, WrongChecksumIsAnErrorAndRemovesTheDownload) {
 
 TEST_F(Download, Http404IsAnError) {
   const std::string msg = error_of(cifar_spec(server_.url("/missing.tar.gz"), "x"), root_.path());
-  EXPECT_NE(msg.find("download of " + server_.url("/missing.tar.gz") + " failed: HTTP 404"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("download of " + server_.url("/missing.tar.gz") + " failed: HTTP 404"),
+            std::string::npos)
+      << msg;
   EXPECT_FALSE(files::exists(root_.file("cifar-10-binary.tar.gz")));
   EXPECT_TRUE(no_leftovers(root_.path()));
 }
@@ -177,8 +187,10 @@ TEST_F(Download, TruncatedArchiveIsAnErrorAndLeavesNoDataset) {
   // The checksum matches (data.md5 given for the truncated file): extraction must catch it.
   const std::string half = tarball_.substr(0, tarball_.size() / 2);
   server_.serve("/half.tar.gz", half);
-  const std::string msg = error_of(cifar_spec(server_.url("/half.tar.gz"), md5_hex(half.data(), half.size())), root_.path());
-  EXPECT_NE(msg.find("archive " + root_.file("cifar-10-binary.tar.gz") + " is corrupt or truncated"), std::string::npos)
+  const std::string msg =
+      error_of(cifar_spec(server_.url("/half.tar.gz"), md5_hex(half.data(), half.size())), root_.path());
+  EXPECT_NE(msg.find("archive " + root_.file("cifar-10-binary.tar.gz") + " is corrupt or truncated"),
+            std::string::npos)
       << msg;
   EXPECT_FALSE(files::exists(root_.file("cifar-10-batches-bin")));
   EXPECT_TRUE(no_leftovers(root_.path()));
@@ -187,7 +199,8 @@ TEST_F(Download, TruncatedArchiveIsAnErrorAndLeavesNoDataset) {
 TEST_F(Download, ArchiveOfAnotherDatasetIsAnError) {
   const std::string other = make_tar_gz({{"something/else.bin", "abc"}});
   server_.serve("/other.tar.gz", other);
-  const std::string msg = error_of(cifar_spec(server_.url("/other.tar.gz"), md5_hex(other.data(), other.size())), root_.path());
+  const std::string msg =
+      error_of(cifar_spec(server_.url("/other.tar.gz"), md5_hex(other.data(), other.size())), root_.path());
   EXPECT_NE(msg.find("does not hold cifar-10-batches-bin/"), std::string::npos) << msg;
   EXPECT_FALSE(files::exists(root_.file("cifar-10-batches-bin")));
   EXPECT_TRUE(no_leftovers(root_.path()));

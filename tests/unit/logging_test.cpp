@@ -1,4 +1,4 @@
-#include "ddp/logging.h"
+#include "ddp/observe/logging.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "ddp/mixed_precision.h"
+#include "ddp/train/mixed_precision.h"
 
 #include <ATen/autocast_mode.h>
 #include <gtest/gtest.h>
@@ -7,27 +7,31 @@
 #include <string>
 #include <vector>
 
-#include "ddp/check.h"
-#include "ddp/config.h"
-#include "ddp/models.h"
+#include "ddp/config/config.h"
+#include "ddp/core/check.h"
+#include "ddp/train/models.h"
+#include "test_files.h"
 
 namespace ddp {
 namespace {
 
 TEST(Precision, NamesDeviceWarningsAndLossScaleSettings) {
-  EXPECT_EQ(precision_from_name("fp32"), Precision::kFp32);
-  EXPECT_EQ(precision_from_name("bf16"), Precision::kBf16);
-  EXPECT_EQ(precision_from_name("fp16"), Precision::kFp16);
-  EXPECT_THROW(precision_from_name("fp8"), InputError);
+  EXPECT_EQ(parse_config("", "t").train.precision, Precision::kFp32);
+  EXPECT_EQ(parse_config("", "t", {"train.precision=fp16"}).train.precision, Precision::kFp16);
+  EXPECT_EQ(to_string(Precision::kBf16), "bf16");
+  EXPECT_EQ(testing::input_error_of([] { parse_config("", "t", {"train.precision=fp8"}); }),
+            "config key train.precision (--set): 'fp8' is not allowed; expected one of: fp32 bf16 fp16");
   EXPECT_EQ(precision_warning(Precision::kBf16, c10::DeviceType::CPU), "");
   EXPECT_EQ(precision_warning(Precision::kFp16, c10::DeviceType::CUDA), "");
-  EXPECT_NE(precision_warning(Precision::kFp16, c10::DeviceType::CPU).find("train.precision=bf16"), std::string::npos);
+  EXPECT_NE(precision_warning(Precision::kFp16, c10::DeviceType::CPU).find("train.precision=bf16"),
+            std::string::npos);
   EXPECT_EQ(precision_gpu_problem(Precision::kBf16, 9, 0, "cuda:0 (H100)"), "");
   EXPECT_EQ(precision_gpu_problem(Precision::kBf16, 0, 0, "cuda:0"), "");  // Unknown: LibTorch decides.
   EXPECT_EQ(precision_gpu_problem(Precision::kFp16, 7, 0, "cuda:0 (V100)"), "");
-  EXPECT_NE(precision_gpu_problem(Precision::kBf16, 7, 5, "cuda:1 (T4)").find("cuda:1 (T4) is 7.5: use train.precision=fp16"),
+  EXPECT_NE(precision_gpu_problem(Precision::kBf16, 7, 5, "cuda:1 (T4)")
+                .find("cuda:1 (T4) is 7.5: use train.precision=fp16"),
             std::string::npos);
-  EXPECT_EQ(parse_config("", "t", {"train.precision=bf16"}).train.precision, "bf16");
+  EXPECT_EQ(parse_config("", "t", {"train.precision=bf16"}).train.precision, Precision::kBf16);
   EXPECT_THROW(parse_config("", "t", {"train.precision=half"}), InputError);
   const Config fp16 = parse_config("", "t", {"train.loss_scale=1024", "train.loss_scale_growth_steps=7"});
   EXPECT_EQ(fp16.train.loss_scale, 1024.0);

@@ -1,4 +1,4 @@
-#include "ddp/mnist.h"
+#include "ddp/data/mnist.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -6,13 +6,15 @@
 
 #include <fstream>
 
-#include "ddp/check.h"
+#include "ddp/core/check.h"
+#include "fixtures.h"
 #include "test_files.h"
 
 namespace ddp {
 namespace {
 
 using testing::TempDir;
+using testing::write_idx_file;
 const auto& error_of = testing::input_error_of;
 
 TEST(Mnist, ReadsGzippedAndPlainIdxAndPadsTo32) {
@@ -30,7 +32,8 @@ TEST(Mnist, ReadsGzippedAndPlainIdxAndPadsTo32) {
   EXPECT_EQ(d.name, "fashion_mnist");
   ASSERT_EQ(d.images.sizes(), (std::vector<int64_t>{7, 1, 32, 32}));
   EXPECT_TRUE(torch::equal(d.images.narrow(2, 2, 28).narrow(3, 2, 28).squeeze(1), train_images));
-  EXPECT_EQ(d.images.sum().item<int64_t>(), train_images.to(torch::kLong).sum().item<int64_t>());  // zero border
+  EXPECT_EQ(d.images.sum().item<int64_t>(),
+            train_images.to(torch::kLong).sum().item<int64_t>());  // zero border
   EXPECT_TRUE(torch::equal(d.labels, train_labels));
   EXPECT_EQ(load_mnist(tmp.path(), false, "mnist").size(), 3);
 }
@@ -38,24 +41,31 @@ TEST(Mnist, ReadsGzippedAndPlainIdxAndPadsTo32) {
 TEST(Mnist, FindsFilesInTheDatasetSubfolder) {
   TempDir tmp;
   files::make_directories(tmp.file("fashion-mnist"));
-  write_idx_file(tmp.file("fashion-mnist/t10k-images-idx3-ubyte.gz"), torch::zeros({2, 28, 28}, torch::kByte));
+  write_idx_file(tmp.file("fashion-mnist/t10k-images-idx3-ubyte.gz"),
+                 torch::zeros({2, 28, 28}, torch::kByte));
   write_idx_file(tmp.file("fashion-mnist/t10k-labels-idx1-ubyte.gz"), torch::zeros({2}, torch::kLong));
   EXPECT_EQ(load_mnist(tmp.path(), false, "fashion_mnist").size(), 2);
   const std::string msg = error_of([&] { load_mnist(tmp.path(), true, "fashion_mnist"); });
-  EXPECT_NE(msg.find("Fashion-MNIST not found: neither " + tmp.file("train-images-idx3-ubyte")), std::string::npos) << msg;
+  EXPECT_NE(msg.find("Fashion-MNIST not found: neither " + tmp.file("train-images-idx3-ubyte")),
+            std::string::npos)
+      << msg;
 }
 
 TEST(Mnist, BadMagicTruncationAndMismatchNameTheFile) {
   TempDir tmp;
   write_idx_file(tmp.file("labels"), torch::zeros({4}, torch::kLong));
   std::string msg = error_of([&] { read_idx_images(tmp.file("labels")); });
-  EXPECT_NE(msg.find("IDX file " + tmp.file("labels") + ": magic number 0x00000801 is not 0x00000803"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("IDX file " + tmp.file("labels") + ": magic number 0x00000801 is not 0x00000803"),
+            std::string::npos)
+      << msg;
 
   write_idx_file(tmp.file("images"), torch::zeros({4, 28, 28}, torch::kByte));
   ASSERT_EQ(::truncate(tmp.file("images").c_str(), 16 + 3 * 784 + 5), 0);
   msg = error_of([&] { read_idx_images(tmp.file("images")); });
-  EXPECT_NE(msg.find("is truncated or corrupt: its header says 4x28x28 = 3136 bytes of data but it holds 2357"),
-            std::string::npos) << msg;
+  EXPECT_NE(
+      msg.find("is truncated or corrupt: its header says 4x28x28 = 3136 bytes of data but it holds 2357"),
+      std::string::npos)
+      << msg;
 
   // A gzip stream cut in the middle.
   write_idx_file(tmp.file("big.gz"), torch::randint(0, 256, {50, 28, 28}, torch::kByte));

@@ -1,4 +1,4 @@
-#include "ddp/models.h"
+#include "ddp/train/models.h"
 
 #include <ATen/autocast_mode.h>
 #include <gtest/gtest.h>
@@ -6,12 +6,16 @@
 
 #include <utility>
 
-#include "ddp/check.h"
+#include "ddp/config/config.h"
+#include "ddp/core/check.h"
+#include "test_files.h"
 
 namespace ddp {
 namespace {
 
-int64_t conv(int64_t cin, int64_t cout, int64_t k, bool bias) { return cin * cout * k * k + (bias ? cout : 0); }
+int64_t conv(int64_t cin, int64_t cout, int64_t k, bool bias) {
+  return cin * cout * k * k + (bias ? cout : 0);
+}
 
 TEST(Models, SeedCnnHasTheSeedsParameterCount) {
   auto m = make_model("seed_cnn");
@@ -31,8 +35,8 @@ TEST(Models, SeedCnnNamesMatchPyTorchSequential) {
 TEST(Models, ResNet9ParameterCount) {
   auto m = make_model("resnet9");
   auto cbn = [](int64_t cin, int64_t cout) { return conv(cin, cout, 3, false) + 2 * cout; };
-  const int64_t expected = cbn(3, 64) + cbn(64, 128) + 2 * cbn(128, 128) + cbn(128, 256) +
-                           cbn(256, 512) + 2 * cbn(512, 512) + 512 * 10;
+  const int64_t expected = cbn(3, 64) + cbn(64, 128) + 2 * cbn(128, 128) + cbn(128, 256) + cbn(256, 512) +
+                           2 * cbn(512, 512) + 512 * 10;
   EXPECT_EQ(parameter_count(*m), expected);
 }
 
@@ -84,9 +88,13 @@ TEST(Models, ResNet9UnderBf16AutocastKeepsLibTorchsConvolutions) {
 }
 
 TEST(Models, ConvAlgorithmNames) {
-  EXPECT_EQ(conv_algorithm_from_name("auto"), ConvAlgorithm::kAuto);
-  EXPECT_EQ(conv_algorithm_from_name("direct"), ConvAlgorithm::kDirect);
-  EXPECT_THROW(conv_algorithm_from_name("winograd"), InputError);
+  EXPECT_EQ(parse_config("", "t").train.conv_algorithm, ConvAlgorithm::kAuto);
+  EXPECT_EQ(parse_config("", "t", {"train.conv_algorithm=direct"}).train.conv_algorithm,
+            ConvAlgorithm::kDirect);
+  EXPECT_EQ(to_string(ConvAlgorithm::kDirect), "direct");
+  EXPECT_EQ(
+      testing::input_error_of([] { parse_config("", "t", {"train.conv_algorithm=winograd"}); }),
+      "config key train.conv_algorithm (--set): 'winograd' is not allowed; expected one of: auto direct");
 }
 
 }  // namespace

@@ -1,11 +1,11 @@
-#include "ddp/runtime.h"
+#include "ddp/dist/runtime.h"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <thread>
 
-#include "ddp/check.h"
+#include "ddp/core/check.h"
 
 namespace ddp {
 namespace {
@@ -26,7 +26,8 @@ TEST(ChooseDevice, MoreRanksThanGpusIsAnError) {
     choose_device("auto", true, 2, 2, 3);
     FAIL() << "expected an error";
   } catch (const InputError& e) {
-    EXPECT_NE(std::string(e.what()).find("3 ranks run on this node but it has only 2"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("3 ranks run on this node but it has only 2"), std::string::npos)
+        << e.what();
   }
 }
 
@@ -38,9 +39,9 @@ TEST(ChooseThreads, DividesTheRanksCpusAmongTheRanksSharingThem) {
   EXPECT_EQ(choose_threads(0, 16, 4), 4);  // --bind-to none: 4 ranks share all 16 cores
   EXPECT_EQ(choose_threads(0, 2, 3), 1);
   EXPECT_EQ(choose_threads(0, 2, 1), 2);
-  EXPECT_EQ(choose_threads(0, 1, 1), 1);   // bound to one core
-  EXPECT_EQ(choose_threads(0, 8, 2), 4);   // two ranks bound to the same 8-core socket
-  EXPECT_EQ(choose_threads(6, 2, 1), 6);   // train.threads wins
+  EXPECT_EQ(choose_threads(0, 1, 1), 1);  // bound to one core
+  EXPECT_EQ(choose_threads(0, 8, 2), 4);  // two ranks bound to the same 8-core socket
+  EXPECT_EQ(choose_threads(6, 2, 1), 6);  // train.threads wins
   EXPECT_EQ(choose_threads(0, 0, 0), 1);
 }
 

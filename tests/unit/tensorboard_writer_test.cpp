@@ -1,4 +1,4 @@
-#include "ddp/tensorboard_writer.h"
+#include "ddp/observe/tensorboard_writer.h"
 
 #include <gtest/gtest.h>
 
@@ -7,8 +7,8 @@
 #include <sstream>
 #include <vector>
 
-#include "ddp/check.h"
-#include "ddp/files.h"
+#include "ddp/core/check.h"
+#include "ddp/core/files.h"
 #include "test_files.h"
 
 namespace ddp {
@@ -64,13 +64,12 @@ TEST(Varint, ProtobufEncoding) {
 
 TEST(EventEncoding, ScalarEventBytes) {
   // wall_time 0.0, step 1, tag "a", value 1.0f.
-  const std::string expected =
-      bytes({0x09, 0, 0, 0, 0, 0, 0, 0, 0,            // 1: wall_time, fixed64 0.0
-             0x10, 0x01,                              // 2: step, varint 1
-             0x2a, 0x0a,                              // 5: summary, 10 bytes
-             0x0a, 0x08,                              //   1: value, 8 bytes
-             0x0a, 0x01, 'a',                         //     1: tag "a"
-             0x15, 0x00, 0x00, 0x80, 0x3f});          //     2: simple_value, fixed32 1.0f
+  const std::string expected = bytes({0x09, 0,    0,    0,    0,   0, 0, 0, 0,  // 1: wall_time, fixed64 0.0
+                                      0x10, 0x01,                               // 2: step, varint 1
+                                      0x2a, 0x0a,                               // 5: summary, 10 bytes
+                                      0x0a, 0x08,                               //   1: value, 8 bytes
+                                      0x0a, 0x01, 'a',                          //     1: tag "a"
+                                      0x15, 0x00, 0x00, 0x80, 0x3f});  //     2: simple_value, fixed32 1.0f
   EXPECT_EQ(tensorboard::encode_scalar_event(0.0, 1, "a", 1.0f), expected);
 }
 

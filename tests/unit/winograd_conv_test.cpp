@@ -1,4 +1,4 @@
-#include "ddp/winograd_conv.h"
+#include "train/kernels/winograd_conv.h"
 
 #include <ATen/autocast_mode.h>
 #include <gtest/gtest.h>
@@ -42,7 +42,8 @@ TEST_P(WinogradVsConv2d, ForwardAndGradientsMatch) {
   const auto fmt = p.channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
   at::Tensor x = torch::randn({p.n, p.cin, p.h, p.w}).contiguous(fmt).requires_grad_();
   at::Tensor w = (torch::randn({p.cout, p.cin, 3, 3}) * 0.1).contiguous(fmt).requires_grad_();
-  at::Tensor x2 = x.detach().to(at::kDouble).requires_grad_(), w2 = w.detach().to(at::kDouble).requires_grad_();
+  at::Tensor x2 = x.detach().to(at::kDouble).requires_grad_(),
+             w2 = w.detach().to(at::kDouble).requires_grad_();
   ASSERT_TRUE(winograd_applies(x, w));
 
   at::Tensor y = winograd_conv3x3(x, w);
@@ -118,7 +119,8 @@ TEST(Winograd, NoDoubleBackward) {
   at::Tensor x = torch::randn({1, 4, 6, 6}).requires_grad_();
   at::Tensor w = torch::randn({4, 4, 3, 3}).requires_grad_();
   at::Tensor y = winograd_conv3x3(x, w).sum();
-  EXPECT_THROW(torch::autograd::grad({y}, {w}, {}, /*retain_graph=*/true, /*create_graph=*/true), std::exception);
+  EXPECT_THROW(torch::autograd::grad({y}, {w}, {}, /*retain_graph=*/true, /*create_graph=*/true),
+               std::exception);
 }
 
 TEST(Winograd, OnlyInputGradientOrOnlyWeightGradient) {
