@@ -8,6 +8,9 @@
 # Environment: DDPTRAIN_BIN (default build/ddptrain), MPIRUN (default mpirun), MPIRUN_ARGS (extra
 # mpirun flags, word-split). NCCL_*, OMP_*, CUDA_VISIBLE_DEVICES, GLIBC_TUNABLES, PATH and
 # LD_LIBRARY_PATH are passed to every rank when set. DDPTRAIN_DRY_RUN=1 prints the command only.
+# When a rank fails, ddptrain's own error line is the message: Open MPI's notices that only repeat
+# it (MPI_ABORT, "Primary job terminated", "mpirun detected") are left out of mpirun's stderr;
+# DDPTRAIN_MPI_NOTICES=1 shows them (see "Open MPI's notices" below).
 # Ctrl-C, SIGTERM or SIGHUP to this script: the ranks stop after the current step, rank 0 saves a
 # checkpoint and the script exits 75; a second one ends the ranks at once (see "Stopping" below).
 set -euo pipefail
@@ -37,6 +40,8 @@ fi
 
 # Root may run mpirun here (containers, CI).
 if [ "$(id -u)" = 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
+# One notice for the same help message from several ranks, with a count (Open MPI's default).
+export OMPI_MCA_orte_base_help_aggregate="${OMPI_MCA_orte_base_help_aggregate:-1}"
 # Only variables that are set: Open MPI warns about each -x naming an unset one.
 env_args=()
 for v in $(compgen -e | grep -E '^(NCCL_|OMP_|CUDA_VISIBLE_DEVICES$|GLIBC_TUNABLES$|PATH$|LD_LIBRARY_PATH$)' || true); do
@@ -76,8 +81,67 @@ on_signal() {
   if [ -n "$pid" ]; then forward; else pending=$((pending + 1)); fi
 }
 trap 'on_signal TERM' TERM; trap 'on_signal INT' INT; trap 'on_signal HUP' HUP
-"${isolate[@]}" "${cmd[@]}" &
+
+# Open MPI's notices (DDPTRAIN_MPI_NOTICES=1 shows them all): when a rank fails, ddptrain has
+# already logged why ("[rank 0] error ...", "... -- aborting all ranks"), and mpirun's stderr
+# adds blocks between lines of 74 dashes that only repeat that a rank failed: "MPI_ABORT was
+# invoked on rank 1 ...", "Primary job  terminated normally, but 1 process returned a non-zero
+# exit code ...", "mpirun detected that one or more processes exited with non-zero status ...",
+# the "N more processes have sent help message" lines that count them, and "ORTE_ERROR_LOG: ...
+# show_help.c" (such a notice lost from a rank being killed, open-mpi/ompi#8356; every other
+# MPI_ABORT here). mpi_notices drops those and passes every other line unchanged, Open MPI's other
+# blocks too: a rank killed by a signal, no executable, too few slots. (`mpirun --quiet` hides
+# those as well: mpirun then fails without a word.) stdout is not filtered. The filter ignores
+# INT/TERM/HUP, which reach it through this script's process group, and ends when mpirun closes
+# its stderr: ended early, it would end mpirun by SIGPIPE at mpirun's next message.
+mpi_notices() {
+  trap '' INT TERM HUP
+  set +e
+  local dashes line block=() counted=""
+  dashes=$(printf '%074d' 0 | tr 0 -)
+  local topics='help-mpi-api\.txt / mpi-abort|help-errmgr-base\.txt / normal-termination-but'
+  topics+='|help-orterun\.txt / orterun:non-zero-exit'
+  local repeats="^\\[[^]]*\\] [0-9]+ more process(es)? ha(s|ve) sent help message ($topics)\$"
+  while IFS= read -r line || [ -n "$line" ]; do
+    if [ ${#block[@]} -gt 0 ]; then
+      block+=("$line")
+      if [ "$line" = "$dashes" ]; then
+        case "${block[*]}" in
+          *"MPI_ABORT was invoked"* | *"Primary job  terminated normally"* | \
+            *"detected that one or more processes exited with non-zero status"*) ;;
+          *) printf '%s\n' "${block[@]}" ;;
+        esac
+        block=()
+      elif [ ${#block[@]} -gt 40 ]; then  # no closing line: not one of Open MPI's blocks
+        printf '%s\n' "${block[@]}"
+        block=()
+      fi
+    elif [ "$line" = "$dashes" ]; then
+      block=("$line")
+    elif [[ $line =~ $repeats ]]; then
+      [ "$counted" = kept ] || counted=dropped
+    elif [[ $line =~ ORTE_ERROR_LOG:.*show_help\.c\ at\ line\ [0-9]+$ ]]; then
+      :
+    elif [[ $line == *'Set MCA parameter "orte_base_help_aggregate" to 0'* ]]; then
+      # Follows the counts: shown when a count of another notice was.
+      [ "$counted" = dropped ] || printf '%s\n' "$line"
+      counted=""
+    else
+      [[ $line == *" sent help message "* ]] && counted=kept
+      printf '%s\n' "$line"
+    fi
+  done
+  [ ${#block[@]} -eq 0 ] || printf '%s\n' "${block[@]}"
+}
+if [ "${DDPTRAIN_MPI_NOTICES:-0}" = 1 ]; then
+  exec {stderr_to}>&2
+else
+  exec {stderr_to}> >(mpi_notices >&2)
+  filter=$!
+fi
+"${isolate[@]}" "${cmd[@]}" 2>&"$stderr_to" {stderr_to}>&- &
 pid=$!
+exec {stderr_to}>&-
 # Signals that came before $pid was known, forwarded once each (a signal before ddptrain installs
 # its handlers still ends it: USR1's default action).
 for ((; pending > 0; pending--)); do forward; done
@@ -85,4 +149,8 @@ for ((; pending > 0; pending--)); do forward; done
 while kill -0 "$pid" 2>/dev/null; do wait "$pid" || true; done
 rc=0
 wait "$pid" || rc=$?
+# Then the filter's last lines, so that they come before whatever follows this script.
+if [ -n "${filter:-}" ]; then
+  while kill -0 "$filter" 2>/dev/null; do wait "$filter" || true; done
+fi
 exit "$rc"

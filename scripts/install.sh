@@ -16,7 +16,7 @@ debs=(build-essential cmake ninja-build pkg-config git ca-certificates
       python3 python3-venv python3-pip
       libopenmpi-dev openmpi-bin libspdlog-dev libfmt-dev libgtest-dev libgmock-dev
       libyaml-cpp-dev libcurl4-openssl-dev libarchive-dev libssl-dev zlib1g-dev procps
-      dataset-fashion-mnist)
+      dataset-fashion-mnist clang-format)
 # DDPTRAIN_WITH_SLURM=1 (scripts/test.sh sets it): Slurm and munge for tests/slurm, which starts
 # its own daemons (none starts by itself: no systemd in containers and CI).
 if [ "${DDPTRAIN_WITH_SLURM:-0}" = 1 ]; then debs+=(slurm-wlm munge); fi

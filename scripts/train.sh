@@ -6,6 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh
+# scripts/build.sh built into ${BUILD_DIR:-build}: launch/local.sh runs the ddptrain there.
+if [ -n "${BUILD_DIR:-}" ] && [ -z "${DDPTRAIN_BIN:-}" ]; then
+  DDPTRAIN_BIN="$(realpath -m "$BUILD_DIR")/ddptrain"
+  export DDPTRAIN_BIN
+fi
 args=("$@")
 case " $* " in *" --config "*|*" --config="*|*" -c "*) ;; *) args=(--config configs/seed_cnn.yaml "${args[@]}") ;; esac
 case " $* " in *"resume="*) ;; *) args+=(--set resume=auto) ;; esac

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The launchers on this machine: launch/local.sh with DDPTRAIN_NP=2, launch/local.sh with a
 # hostfile (localhost slots=2), and launch/single.sh (no launcher: an MPI singleton). Each trains
-# the smoke config for one epoch and must log its world size and save a checkpoint.
+# the smoke config for one epoch and must log its world size and save a checkpoint. A failing run
+# shows ddptrain's error and not Open MPI's notices about it; signals stop the ranks (exit 75).
 #   usage: launch_test.sh BUILD/ddptrain SOURCE_DIR
 set -uo pipefail
 BIN="$(realpath "$1")"
@@ -29,6 +30,31 @@ grep -q "could not find environment variable" "$T/out" && fail "mpirun warned ab
 DDPTRAIN_DRY_RUN=1 CUDA_VISIBLE_DEVICES=0,1,2 bash "$SRC/launch/local.sh" train 2>"$T/out"
 grep -q "mpirun -np 3 " "$T/out" || fail "CUDA_VISIBLE_DEVICES=0,1,2 did not give 3 ranks: $(cat "$T/out")"
 echo "PASS: one rank per visible GPU"
+
+# A failing run: ddptrain's own error line, without the Open MPI notices that launch/local.sh
+# leaves out. A bad value every rank rejects (exit 2), then one rank's error (a collective's
+# deadline on rank 0 while rank 1 hangs), which ends the job through MPI_Abort (exit 1).
+no_notices() {  # NAME
+  ! grep -E "MPI_ABORT was invoked|Primary job +terminated|mpirun detected|sent help message|show_help\.c" \
+    "$T/out" || fail "$1: Open MPI's notices were printed"
+}
+DDPTRAIN_NP=2 bash "$SRC/launch/local.sh" train --config "$SRC/configs/smoke.yaml" --set train.lr=-1 \
+  >"$T/out" 2>&1
+rc=$?
+[ "$rc" = 2 ] || fail "train.lr=-1: exit $rc, not 2"
+grep -q "config key train.lr .*'-1' is not allowed" "$T/out" ||
+  fail "train.lr=-1: no error line naming train.lr"
+no_notices "train.lr=-1"
+echo "PASS: a bad --set value: ddptrain's error, exit 2, no Open MPI notices"
+DDPTRAIN_NP=2 bash "$SRC/launch/local.sh" train --config "$SRC/configs/smoke.yaml" --set train.threads=1 \
+  --set log.dir=abort --set checkpoint.dir=abort/ckpt --set dist.timeout_s=3 --set fault.hang_at_step=2 \
+  --set fault.hang_rank=1 >"$T/out" 2>&1
+rc=$?
+[ "$rc" = 1 ] || fail "one rank's error: exit $rc, not 1"
+grep -q "rank 0.* timed out after 3.*aborting all ranks" "$T/out" ||
+  fail "one rank's error: no 'timed out ... aborting all ranks' line"
+no_notices "one rank's error"
+echo "PASS: one rank's error: ddptrain's error, exit 1, no Open MPI notices"
 
 # Stop by signal through launch/local.sh (README "Signals"): a SIGTERM to the launcher, or a
 # Ctrl-C (SIGINT to its process group), during a slow step (resnet9 on CPU, ~1.5 s a step here)
@@ -72,9 +98,9 @@ kill -TERM "$launcher"
 finish sigterm 60
 stopped sigterm
 echo "PASS: SIGTERM to launch/local.sh: exit 75 after ${secs} s, checkpoint after step $step"
-# The same folder again with resume=auto: continues from that step, runs one, stops (debug.stop_at_step).
+# The same folder again with resume=auto: continues from that step, runs one, stops (fault.stop_at_step).
 DDPTRAIN_NP=2 bash "$SRC/launch/local.sh" "${slow[@]}" --set log.dir=sigterm --set checkpoint.dir=sigterm/ckpt \
-  --set resume=auto --set debug.stop_at_step=$((step + 1)) >"$T/out" 2>&1
+  --set resume=auto --set fault.stop_at_step=$((step + 1)) >"$T/out" 2>&1
 rc=$?
 grep -q "resumed from sigterm/ckpt/$(printf 'epoch_0000_step_%08d.pt' "$step") at epoch 1 step $step " "$T/out" ||
   fail "resume=auto did not continue from step $step"
@@ -85,9 +111,9 @@ kill -INT -- "-$launcher"
 finish ctrl_c 60
 stopped ctrl_c
 echo "PASS: Ctrl-C (SIGINT to the launcher's process group): exit 75 after ${secs} s"
-# Rank 1 stops participating at step 2 (debug.hang_at_step), so the first Ctrl-C can never be acted
+# Rank 1 stops participating at step 2 (fault.hang_at_step), so the first Ctrl-C can never be acted
 # on at a step's end: only the second one can end the job, and it must do so at once.
-start_slow ctrl_c_twice --set debug.hang_at_step=2 --set debug.hang_rank=1 --set dist.timeout_s=300
+start_slow ctrl_c_twice --set fault.hang_at_step=2 --set fault.hang_rank=1 --set dist.timeout_s=300
 for ((i = 0; i < 600; i++)); do grep -q "stops participating" "$T/out" && break; sleep 0.1; done
 grep -q "stops participating" "$T/out" || fail "ctrl_c_twice: rank 1 never hung"
 ranks=$(pgrep -f "ddptrain train .*ctrl_c_twice/ckpt" | tr '\n' ' ')
