@@ -1,14 +1,18 @@
 #include "ddp/core/files.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+
+#include "ddp/core/check.h"
 
 namespace ddp::files {
 
@@ -51,8 +55,11 @@ std::string make_directories(const std::string& path) {
 void remove_tree(const std::string& path) {
   ::nftw(
       path.c_str(),
-      [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p) == 0 ? 0 : 0; }, 16,
-      FTW_DEPTH | FTW_PHYS);
+      [](const char* p, const struct stat*, int, struct FTW*) {
+        (void)::remove(p);  // Best effort: go on with the rest.
+        return 0;
+      },
+      16, FTW_DEPTH | FTW_PHYS);
 }
 
 std::vector<std::string> list_directory(const std::string& dir) {
@@ -86,5 +93,34 @@ std::string make_temp_directory(const std::string& prefix) {
   if (!::mkdtemp(templ.data())) return "";
   return templ;
 }
+
+namespace {
+void fsync_path(const std::string& path, bool directory) {
+  const int fd = ::open(path.c_str(), directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
+  if (fd < 0) return;
+  ::fsync(fd);
+  ::close(fd);
+}
+}  // namespace
+
+void commit_file(const std::string& path, const std::string& what, const std::string& kept,
+                 const std::string& fix, const std::function<void(const std::string& tmp)>& write) {
+  const std::string tmp = path + ".tmp";
+  try {
+    write(tmp);
+  } catch (const std::exception& e) {
+    std::remove(tmp.c_str());
+    throw Error("saving " + what + " " + path + " failed (" + kept +
+                "): " + std::string(e.what()).substr(0, 300) + "; " + fix);
+  }
+  fsync_path(tmp, false);
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const std::string why = std::strerror(errno);
+    std::remove(tmp.c_str());
+    throw Error("renaming " + tmp + " to " + path + " failed: " + why);
+  }
+}
+
+void fsync_directory(const std::string& dir) { fsync_path(dir, true); }
 
 }  // namespace ddp::files

@@ -1,112 +1,33 @@
 #include "ddp/train/checkpoint.h"
 
-#include <fcntl.h>
 #include <torch/nn/module.h>
 #include <torch/optim/optimizer.h>
 #include <torch/serialize/archive.h>
-#include <torch/version.h>
 #include <unistd.h>
-#include <yaml-cpp/yaml.h>
 
-#include <algorithm>
 #include <cerrno>
-#include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <iomanip>
 #include <sstream>
+#include <stdexcept>
 
+#include "checkpoint_manifest.h"
 #include "ddp/core/check.h"
 #include "ddp/core/files.h"
 #include "ddp/core/hash.h"
-#include "ddp/core/version.h"
 
+// Saving and restoring one checkpoint: the payload (LibTorch archive), then its manifest
+// (checkpoint_manifest.cpp); checkpoint_folder.cpp holds the folder policy.
 namespace ddp {
+using checkpoint_files::ends_with;
+using checkpoint_files::kFormatVersion;
+using checkpoint_files::manifest_of;
+using checkpoint_files::payload_of;
+using checkpoint_files::read_manifest;
+using checkpoint_files::stem;
+using checkpoint_files::write_manifest;
+
 namespace {
-
-constexpr int64_t kFormatVersion = 2;
-
-void fsync_path(const std::string& path, bool directory) {
-  int fd = ::open(path.c_str(), directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
-  if (fd < 0) return;
-  ::fsync(fd);
-  ::close(fd);
-}
-
-std::string stem(int64_t epoch, int64_t step) {
-  char name[64];
-  std::snprintf(name, sizeof(name), "epoch_%04lld_step_%08lld", static_cast<long long>(epoch),
-                static_cast<long long>(step));
-  return name;
-}
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-std::string manifest_of(const std::string& path) {
-  if (ends_with(path, ".json")) return path;
-  if (ends_with(path, ".pt")) return path.substr(0, path.size() - 3) + ".json";
-  return path + ".json";
-}
-
-std::string payload_of(const std::string& path) {
-  if (ends_with(path, ".pt")) return path;
-  if (ends_with(path, ".json")) return path.substr(0, path.size() - 5) + ".pt";
-  return path;
-}
-
-std::string json_string(const std::string& s) {
-  std::ostringstream o;
-  o << '"';
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        o << "\\\"";
-        break;
-      case '\\':
-        o << "\\\\";
-        break;
-      case '\n':
-        o << "\\n";
-        break;
-      case '\t':
-        o << "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-          o << buf;
-        } else {
-          o << c;
-        }
-    }
-  }
-  o << '"';
-  return o.str();
-}
-
-// Writes `write(tmp)` to path.tmp, fsyncs it and renames it over `path`.
-template <typename Write>
-void commit_file(const std::string& path, const std::string& what, Write write) {
-  const std::string tmp = path + ".tmp";
-  try {
-    write(tmp);
-  } catch (const std::exception& e) {
-    std::remove(tmp.c_str());
-    throw Error("saving " + what + " " + path + " failed (earlier checkpoints are untouched): " +
-                std::string(e.what()).substr(0, 300) + "; check free space and checkpoint.dir");
-  }
-  fsync_path(tmp, false);
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string why = std::strerror(errno);
-    std::remove(tmp.c_str());
-    throw Error("renaming " + tmp + " to " + path + " failed: " + why);
-  }
-}
-
 // Older manifests hashed from this truncated offset basis; they still verify.
 constexpr uint64_t kLegacyOffsetBasis = 1469598103934665603ull;
 }  // namespace
@@ -121,49 +42,36 @@ CheckpointFiles save_checkpoint(const std::string& dir, torch::nn::Module& model
   f.manifest = files::join(dir, name + ".json");
   // A manifest left from an earlier run under the same name must not vouch for the new payload.
   std::remove(f.manifest.c_str());
-  commit_file(f.payload, "checkpoint", [&](const std::string& tmp) {
-    torch::serialize::OutputArchive archive, model_archive, optim_archive;
-    model.save(model_archive);
-    optimizer.save(optim_archive);
-    archive.write("model", model_archive);
-    archive.write("optimizer", optim_archive);
-    archive.write("format_version", c10::IValue(kFormatVersion));
-    archive.write("model_name", c10::IValue(state.model_name));
-    // Through our own writer: LibTorch's file writer throws from a destructor when the disk
-    // fills up, which terminates the process. This one reports every byte as written (so the
-    // zip writer finishes normally), remembers the first error, and we raise it afterwards.
-    FILE* out = std::fopen(tmp.c_str(), "wb");
-    if (!out) throw std::runtime_error(std::strerror(errno));
-    int write_error = 0;
-    archive.save_to([&](const void* data, size_t n) -> size_t {
-      if (write_error == 0 && n > 0 && std::fwrite(data, 1, n, out) != n) write_error = errno ? errno : EIO;
-      return n;
-    });
-    if (std::fflush(out) != 0 && write_error == 0) write_error = errno;
-    if (write_error == 0 && ::fsync(fileno(out)) != 0) write_error = errno;
-    if (std::fclose(out) != 0 && write_error == 0) write_error = errno;
-    if (write_error != 0) throw std::runtime_error(std::strerror(write_error));
-  });
+  files::commit_file(f.payload, "checkpoint", "earlier checkpoints are untouched",
+                     "check free space and checkpoint.dir", [&](const std::string& tmp) {
+                       torch::serialize::OutputArchive archive, model_archive, optim_archive;
+                       model.save(model_archive);
+                       optimizer.save(optim_archive);
+                       archive.write("model", model_archive);
+                       archive.write("optimizer", optim_archive);
+                       archive.write("format_version", c10::IValue(kFormatVersion));
+                       archive.write("model_name", c10::IValue(state.model_name));
+                       // Through our own writer: LibTorch's file writer throws from a destructor when the
+                       // disk fills up, which terminates the process. This one reports every byte as written
+                       // (so the zip writer finishes normally), remembers the first error, and we raise it
+                       // afterwards.
+                       FILE* out = std::fopen(tmp.c_str(), "wb");
+                       if (!out) throw std::runtime_error(std::strerror(errno));
+                       int write_error = 0;
+                       archive.save_to([&](const void* data, size_t n) -> size_t {
+                         if (write_error == 0 && n > 0 && std::fwrite(data, 1, n, out) != n)
+                           write_error = errno ? errno : EIO;
+                         return n;
+                       });
+                       if (std::fflush(out) != 0 && write_error == 0) write_error = errno;
+                       if (write_error == 0 && ::fsync(fileno(out)) != 0) write_error = errno;
+                       if (std::fclose(out) != 0 && write_error == 0) write_error = errno;
+                       if (write_error != 0) throw std::runtime_error(std::strerror(write_error));
+                     });
   const int64_t bytes = files::file_size(f.payload);
   const uint64_t checksum = file_checksum(f.payload);
-  commit_file(f.manifest, "checkpoint manifest", [&](const std::string& tmp) {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << "{\n  \"format_version\": " << kFormatVersion << ",\n  \"step\": " << state.step
-        << ",\n  \"epoch\": " << state.epoch << ",\n  \"epoch_samples\": " << state.epoch_samples
-        << ",\n  \"world_size\": " << state.world_size << ",\n  \"seed\": " << state.seed
-        << ",\n  \"test_accuracy\": " << (state.test_accuracy >= 0 ? state.test_accuracy : -1.0)
-        << ",\n  \"loss_scale\": " << std::setprecision(17) << state.loss_scale << std::setprecision(6)
-        << ",\n  \"loss_scale_good_steps\": " << state.loss_scale_good_steps
-        << ",\n  \"model\": " << json_string(state.model_name)
-        << ",\n  \"payload\": " << json_string(name + ".pt") << ",\n  \"payload_bytes\": " << bytes
-        << ",\n  \"payload_fnv1a64\": \"" << std::hex << checksum << std::dec << "\""
-        << ",\n  \"ddptrain\": " << json_string(DDPTRAIN_VERSION " (git " DDPTRAIN_GIT_REVISION ")")
-        << ",\n  \"libtorch\": " << json_string(TORCH_VERSION)
-        << ",\n  \"config\": " << json_string(state.config_yaml) << "\n}\n";
-    out.flush();
-    if (!out) throw std::runtime_error(std::strerror(errno));
-  });
-  fsync_path(dir, true);
+  write_manifest(f.manifest, state, name + ".pt", bytes, checksum);
+  files::fsync_directory(dir);
   return f;
 }
 
@@ -185,50 +93,9 @@ CheckpointState verify_checkpoint(const std::string& path) {
     throw InputError("checkpoint " + payload + " has no manifest (" + manifest +
                      "): it was not completely written; resume from another checkpoint");
   }
-  YAML::Node m;
-  try {
-    m = YAML::LoadFile(manifest);
-  } catch (const std::exception& e) {
-    throw InputError("checkpoint manifest " + manifest + " is corrupt (" + e.what() +
-                     "); resume from another checkpoint");
-  }
-  CheckpointState s;
-  std::string checksum;
   int64_t bytes = 0;
-  try {
-    if (m["format_version"].as<int64_t>() != kFormatVersion) {
-      throw InputError("checkpoint " + manifest + " has format " + m["format_version"].as<std::string>() +
-                       ", this ddptrain reads format " + std::to_string(kFormatVersion));
-    }
-    s.step = m["step"].as<int64_t>();
-    s.epoch = m["epoch"].as<int64_t>();
-    s.epoch_samples = m["epoch_samples"].as<int64_t>();
-    s.world_size = m["world_size"].as<int64_t>();
-    s.seed = m["seed"].as<int64_t>();
-    s.test_accuracy = m["test_accuracy"].as<double>();
-    s.model_name = m["model"].as<std::string>();
-    s.config_yaml = m["config"].as<std::string>();
-    if (m["loss_scale"]) s.loss_scale = m["loss_scale"].as<double>();
-    if (m["loss_scale_good_steps"]) s.loss_scale_good_steps = m["loss_scale_good_steps"].as<int64_t>();
-    bytes = m["payload_bytes"].as<int64_t>();
-    checksum = m["payload_fnv1a64"].as<std::string>();
-  } catch (const YAML::Exception& e) {
-    throw InputError("checkpoint manifest " + manifest + " is missing fields (" + e.what() +
-                     "); resume from another checkpoint");
-  }
-  const char* bad = s.step < 0                    ? "step"
-                    : s.epoch < 0                 ? "epoch"
-                    : s.epoch_samples < 0         ? "epoch_samples"
-                    : s.world_size < 1            ? "world_size"
-                    : bytes < 0                   ? "payload_bytes"
-                    : !(s.loss_scale >= 0)        ? "loss_scale"
-                    : s.loss_scale_good_steps < 0 ? "loss_scale_good_steps"
-                                                  : nullptr;
-  if (bad) {
-    throw InputError("checkpoint manifest " + manifest + " is corrupt: its " + bad +
-                     " is out of range; resume from "
-                     "another checkpoint");
-  }
+  std::string checksum;
+  CheckpointState s = read_manifest(manifest, &bytes, &checksum);
   const int64_t actual = files::file_size(payload);
   if (actual != bytes) {
     throw InputError("checkpoint " + payload + " is truncated or missing: " + std::to_string(actual) +
@@ -243,74 +110,6 @@ CheckpointState verify_checkpoint(const std::string& path) {
                      " does not match its manifest (" + checksum + "); resume from another checkpoint");
   }
   return s;
-}
-
-std::vector<std::string> list_checkpoints(const std::string& dir) {
-  // Only names this code writes (epoch_EEEE_step_SSSSSSSS.json); other files are not ours.
-  struct Found {
-    CheckpointProgress progress;
-    std::string payload;
-  };
-  std::vector<Found> found;
-  for (const std::string& name : files::list_directory(dir)) {
-    long long epoch = -1, step = -1;
-    int end = 0;
-    if (std::sscanf(name.c_str(), "epoch_%lld_step_%lld.json%n", &epoch, &step, &end) != 2 ||
-        end != static_cast<int>(name.size()) || epoch < 0 || step < 0 ||
-        stem(epoch, step) + ".json" != name) {
-      continue;
-    }
-    // Order by progress through the data, (epoch, samples of it done): step numbers restart
-    // their count when a run resumes with another world size, so a 4-rank continuation of a
-    // 2-rank run has lower steps than the checkpoint it came from.
-    CheckpointProgress progress{epoch, 0, step};
-    try {
-      const YAML::Node m = YAML::LoadFile(files::join(dir, name));
-      progress.epoch = m["epoch"].as<int64_t>();
-      progress.epoch_samples = m["epoch_samples"].as<int64_t>();
-    } catch (const std::exception&) {  // Unreadable: ordered by its name; verify() rejects it later.
-    }
-    found.push_back({progress, payload_of(files::join(dir, name))});
-  }
-  std::stable_sort(found.begin(), found.end(),
-                   [](const Found& a, const Found& b) { return a.progress < b.progress; });
-  std::vector<std::string> out;
-  for (auto& f : found) out.push_back(std::move(f.payload));
-  return out;
-}
-
-std::optional<std::string> newest_checkpoint_after(const std::string& dir,
-                                                   const CheckpointProgress& progress) {
-  const auto all = list_checkpoints(dir);  // Oldest first.
-  for (auto it = all.rbegin(); it != all.rend(); ++it) {
-    try {
-      const CheckpointState st = verify_checkpoint(*it);
-      if (CheckpointProgress{st.epoch, st.epoch_samples, st.step} > progress) return *it;
-      break;                  // The rest are older still: nothing past `progress`, and no need to hash them.
-    } catch (const Error&) {  // Corrupt, half-written or unreadable: nothing to protect.
-    }
-  }
-  return std::nullopt;
-}
-
-std::optional<std::string> find_latest_checkpoint(const std::string& dir, std::vector<std::string>* skipped) {
-  auto all = list_checkpoints(dir);
-  for (auto it = all.rbegin(); it != all.rend(); ++it) {
-    try {
-      verify_checkpoint(*it);
-      return *it;
-    } catch (const InputError& e) {
-      if (skipped) skipped->push_back(e.what());
-    }
-  }
-  // Payloads without any manifest (a save interrupted before its manifest) are reported too.
-  for (const std::string& name : files::list_directory(dir)) {
-    const std::string p = files::join(dir, name);
-    if (name.rfind("epoch_", 0) == 0 && ends_with(name, ".pt") && !files::exists(manifest_of(p)) && skipped) {
-      skipped->push_back("checkpoint " + p + " has no manifest (incompletely written); ignored");
-    }
-  }
-  return std::nullopt;
 }
 
 namespace {
@@ -386,26 +185,6 @@ CheckpointState read_checkpoint_info(const std::string& path) { return verify_ch
 CheckpointState load_checkpoint_model(const std::string& path, torch::nn::Module& model,
                                       const std::string& expected_model) {
   return restore(path, model, nullptr, expected_model);
-}
-
-void prune_checkpoints(const std::string& dir, int64_t keep) {
-  auto all = list_checkpoints(dir);
-  if (static_cast<int64_t>(all.size()) <= keep) return;
-  std::string best;
-  double best_acc = -1;
-  for (const auto& p : all) {
-    try {
-      YAML::Node m = YAML::LoadFile(manifest_of(p));
-      const double acc = m["test_accuracy"].as<double>();
-      if (acc > best_acc) best_acc = acc, best = p;
-    } catch (const std::exception&) {
-    }
-  }
-  for (size_t i = 0; i + keep < all.size(); ++i) {
-    if (all[i] == best) continue;
-    std::remove(manifest_of(all[i]).c_str());  // The manifest goes first: never one without payload.
-    std::remove(all[i].c_str());
-  }
 }
 
 }  // namespace ddp

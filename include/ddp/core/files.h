@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -28,5 +29,15 @@ std::string join(const std::string& a, const std::string& b);
 std::string parent(const std::string& path);
 // Creates a fresh directory under $TMPDIR (or /tmp) named prefix + random suffix.
 std::string make_temp_directory(const std::string& prefix);
+
+// Note [atomic commit]: `path` holds either its old content or the whole new one, never a part.
+// `write(tmp)` writes the new content to path + ".tmp"; that file is fsynced and renamed over
+// `path`. When `write` throws, the temporary is removed and ddp::Error says "saving <what> <path>
+// failed (<kept>): <cause>; <fix>"; a failed rename is an Error too. The caller fsyncs the folder
+// (fsync_directory) once its files are all committed.
+void commit_file(const std::string& path, const std::string& what, const std::string& kept,
+                 const std::string& fix, const std::function<void(const std::string& tmp)>& write);
+// fsync of a folder, so that the renames into it survive a power loss; errors are ignored.
+void fsync_directory(const std::string& dir);
 
 }  // namespace ddp::files

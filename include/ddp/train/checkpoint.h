@@ -7,7 +7,10 @@
 // Each file is written to "<name>.tmp", flushed (fsync) and renamed; the manifest comes last.
 // A payload without a valid manifest, or whose size or checksum does not match it, is never
 // loaded: a crash, a kill or a full disk during a save leaves the previous checkpoints usable.
-// Pruning deletes a manifest before its payload for the same reason.
+// Pruning deletes a manifest before its payload for the same reason (Note [atomic commit] in
+// core/files.h). The code: checkpoint.cpp saves and restores one checkpoint,
+// checkpoint_manifest.cpp writes and reads its manifest, checkpoint_folder.cpp lists, picks
+// and prunes the checkpoints of a folder.
 #pragma once
 
 #include <cstdint>
