@@ -111,9 +111,10 @@ std::string setup_device(const Config& config, const ProcessInfo& p, int* thread
   if (threads_out) *threads_out = threads;
   const bool cuda = torch::cuda::is_available();
   const int gpus = cuda ? static_cast<int>(torch::cuda::device_count()) : 0;
-  const std::string device = choose_device(config.dist.device, cuda, gpus, p.local_rank, p.local_size);
+  const std::string device =
+      choose_device(to_string(config.dist.device), cuda, gpus, p.local_rank, p.local_size);
   const std::string backend =
-      choose_backend(config.dist.backend, device, nccl_built());  // Throws inside agreed().
+      choose_backend(to_string(config.dist.backend), device, nccl_built());  // Throws inside agreed().
   if (device != "cpu") {
     const int index = static_cast<int>(c10::Device(device).index());
     for (const GpuInfo& gpu : probe_cuda_driver().gpus) {
@@ -193,7 +194,7 @@ Config measured_run(Config c, const ScratchDir& scratch, const std::string& name
   c.log.dir = scratch.sub(name + "logs");
   c.checkpoint.dir = scratch.sub(name + "checkpoints");
   c.log.tensorboard = false;
-  c.log.progress = "off";
+  c.log.progress = ProgressMode::kOff;
   c.resume.clear();
   return c;
 }
@@ -201,7 +202,7 @@ Config measured_run(Config c, const ScratchDir& scratch, const std::string& name
 // Picks the communicator backend once, from the config and what the machine has.
 std::unique_ptr<Communicator> make_communicator(const Config& c, const std::string& device) {
   const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(c.dist.timeout_s * 1000));
-  if (choose_backend(c.dist.backend, device, nccl_built()) == "nccl") {
+  if (choose_backend(to_string(c.dist.backend), device, nccl_built()) == "nccl") {
     return make_nccl_communicator(MPI_COMM_WORLD, c10::Device(device).index(), timeout);
   }
   return std::make_unique<MpiCommunicator>(MPI_COMM_WORLD, timeout);
@@ -284,7 +285,7 @@ int eval(const std::vector<std::string>& args, const ProcessInfo& p) {
     ImageDataset test = load_dataset(config, /*train=*/false);
     auto m = make_model(config.model.name, test.channels(), test.num_classes, config.train.conv_algorithm);
     m->to(c10::Device(device));
-    load_checkpoint_model(t.checkpoint, *m, config.model.name);
+    load_checkpoint_model(t.checkpoint, *m, to_string(config.model.name));
     return std::make_pair(std::move(test), m);
   });
   Batcher batches(test_set, c10::Device(device));
@@ -334,12 +335,12 @@ int export_model(const std::vector<std::string>& args, const ProcessInfo& p) {
     ImageDataset data = load_dataset(config, /*train=*/false);
     // LibTorch's own convolutions: the example output is the reference PyTorch must reproduce.
     auto m = make_model(config.model.name, data.channels(), data.num_classes, ConvAlgorithm::kDirect);
-    load_checkpoint_model(t.checkpoint, *m, config.model.name);
+    load_checkpoint_model(t.checkpoint, *m, to_string(config.model.name));
     return std::make_pair(std::move(data), m);
   });
   if (p.rank == 0) {
     export_state_dict(*model, t.out);
-    spdlog::info("exported {} ({} {} parameters + buffers) to {}", t.checkpoint, config.model.name,
+    spdlog::info("exported {} ({} {} parameters + buffers) to {}", t.checkpoint, to_string(config.model.name),
                  parameter_count(*model), t.out);
     if (!t.example.empty()) {
       export_example(*model, shape.channels(), 4, 0, t.example);
@@ -355,7 +356,7 @@ int bench_devices(const std::vector<std::string>& args, const ProcessInfo& p) {
   const Config base = agreed_config(startup, args);
   // Both kinds on every rank (the loop holds collectives); one that some rank cannot use is
   // skipped by all, with the reason.
-  const std::vector<std::string> kinds = {"cpu", "cuda"};
+  const DeviceChoice kinds[] = {DeviceChoice::kCpu, DeviceChoice::kCuda};
   const ScratchDir scratch(p.rank == 0);  // The runs' logs and checkpoints, removed at the end.
   struct Row {
     std::string device;
@@ -364,9 +365,10 @@ int bench_devices(const std::vector<std::string>& args, const ProcessInfo& p) {
   };
   std::vector<Row> rows;
   std::vector<std::string> skipped;  // Device kinds present but not usable by this job.
-  for (const std::string& kind : kinds) {
+  for (const DeviceChoice choice : kinds) {
+    const std::string kind = to_string(choice);
     Config c = measured_run(base, scratch, kind + "/");
-    c.dist.device = kind;
+    c.dist.device = choice;
     std::string device;
     try {  // Agreed: a kind that some rank cannot use is skipped by all.
       device = agreed(startup, [&] { return setup_device(c, p, nullptr); });
@@ -430,8 +432,8 @@ int bench_train(const std::vector<std::string>& args, const ProcessInfo& p) {
                   "%s | %s | %d | %d | %lld | %s | %lld | %.1f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | "
                   "%.2f | %.2f | %.2f\n"
                   "bench-train images_per_s %.1f\n",
-                  c.model.name.c_str(), to_string(c.train.precision).c_str(), comm->size(), threads,
-                  static_cast<long long>(c.train.batch_size), device.c_str(),
+                  to_string(c.model.name).c_str(), to_string(c.train.precision).c_str(), comm->size(),
+                  threads, static_cast<long long>(c.train.batch_size), device.c_str(),
                   static_cast<long long>(tm.steps), ips, ms(tm.total_s), ms(tm.setup_s), ms(tm.data_s),
                   ms(tm.forward_s), ms(tm.backward_s), ms(tm.comm_wait_s), ms(tm.check_s), ms(tm.optimizer_s),
                   ms(other), ips);

@@ -9,12 +9,7 @@ namespace ddp {
 
 DistributedSampler::DistributedSampler(int64_t dataset_size, int rank, int world_size, bool shuffle,
                                        uint64_t seed, bool drop_last)
-    : dataset_size_(dataset_size),
-      rank_(rank),
-      world_size_(world_size),
-      shuffle_(shuffle),
-      seed_(seed),
-      drop_last_(drop_last) {
+    : dataset_size_(dataset_size), rank_(rank), world_size_(world_size), shuffle_(shuffle), seed_(seed) {
   DDP_CHECK(world_size > 0 && rank >= 0 && rank < world_size, "bad rank " << rank << " of " << world_size);
   DDP_CHECK(dataset_size > 0, "empty dataset");
   if (drop_last && dataset_size % world_size != 0) {

@@ -94,9 +94,8 @@ MPI_Datatype mpi_datatype(const at::Tensor& tensor) {
     case at::kByte:
       return MPI_UINT8_T;
     case at::kBFloat16:
-      return MPI_UINT16_T;  // summed by sum_op()
     case at::kHalf:
-      return MPI_UINT16_T;
+      return MPI_UINT16_T;  // Summed by sum_op().
     default:
       break;
   }

@@ -17,7 +17,8 @@ double lr_at(const LrSchedule& s, int64_t step) {
   }
   if (s.kind == LrScheduleKind::kConstant) return s.base_lr;
   if (s.kind == LrScheduleKind::kStep) {
-    return s.base_lr * std::pow(s.gamma, static_cast<double>(step / std::max<int64_t>(1, s.step_steps)));
+    const int64_t decays = step / std::max<int64_t>(1, s.step_steps);  // Whole periods only.
+    return s.base_lr * std::pow(s.gamma, static_cast<double>(decays));
   }
   const double span = static_cast<double>(std::max<int64_t>(1, total - warmup));
   const double t = std::clamp(static_cast<double>(step - warmup) / span, 0.0, 1.0);

@@ -78,11 +78,21 @@ class ResNet9 : public Classifier {
 
 }  // namespace
 
+std::shared_ptr<Classifier> make_model(ModelKind kind, int64_t in_channels, int64_t num_classes,
+                                       ConvAlgorithm conv) {
+  switch (kind) {
+    case ModelKind::kSeedCnn:
+      return std::make_shared<SeedCnn>(in_channels, num_classes);
+    case ModelKind::kResNet9:
+      return std::make_shared<ResNet9>(in_channels, num_classes, conv);
+  }
+  DDP_CHECK(false, "unknown model kind " << static_cast<int>(kind));
+  return nullptr;
+}
+
 std::shared_ptr<Classifier> make_model(const std::string& name, int64_t in_channels, int64_t num_classes,
                                        ConvAlgorithm conv) {
-  if (name == "seed_cnn") return std::make_shared<SeedCnn>(in_channels, num_classes);
-  if (name == "resnet9") return std::make_shared<ResNet9>(in_channels, num_classes, conv);
-  throw InputError("unknown model.name '" + name + "'; choose seed_cnn or resnet9");
+  return make_model(model_kind(name), in_channels, num_classes, conv);
 }
 
 int64_t parameter_count(const torch::nn::Module& module) {

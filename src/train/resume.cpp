@@ -58,7 +58,7 @@ ResumePoint resume_run(Communicator& comm, const Config& c, torch::nn::Module& m
   at.checkpoint = resolve_resume(comm, c);
   if (at.checkpoint.empty()) return at;
   const CheckpointState st =
-      agreed(comm, [&] { return load_checkpoint(at.checkpoint, model, optimizer, c.model.name); });
+      agreed(comm, [&] { return load_checkpoint(at.checkpoint, model, optimizer, to_string(c.model.name)); });
   const int world = comm.size();
   at.epoch = st.epoch;
   at.first_batch = st.epoch_samples / g.global_per_step;

@@ -281,7 +281,7 @@ void save_run(Trainer::State& s, int64_t step, int64_t epoch, int64_t epoch_samp
   st.world_size = s.comm.size();
   st.seed = c.train.seed;
   st.test_accuracy = accuracy;
-  st.model_name = c.model.name;
+  st.model_name = to_string(c.model.name);
   st.config_yaml = c.to_yaml();
   if (scaler.enabled()) st.loss_scale = scaler.scale(), st.loss_scale_good_steps = scaler.good_steps();
   CheckpointFiles f = save_checkpoint(c.checkpoint.dir, *s.model, *s.optimizer, st);
@@ -451,10 +451,10 @@ TrainSummary Trainer::run() {
   root_prepares(s.comm, [&] {
     refuse_to_overwrite(c, at);
     s.reporter.open(c.log.dir, c.to_yaml(), c.log.tensorboard,
-                    progress_line_wanted(c.log.progress, stdout_is_interactive()));
+                    progress_line_wanted(to_string(c.log.progress), stdout_is_interactive()));
   });
-  s.reporter.started(c.model.name, parameter_count(*s.model), s.train_data.name, s.comm.size(), g.batch,
-                     g.micro, g.steps_per_epoch, g.total_steps, s.sync->plan().size(),
+  s.reporter.started(to_string(c.model.name), parameter_count(*s.model), s.train_data.name, s.comm.size(),
+                     g.batch, g.micro, g.steps_per_epoch, g.total_steps, s.sync->plan().size(),
                      s.sync->plan().front().params.size(), s.comm.backend(), c.dist.overlap,
                      to_string(c.dist.grad_dtype), c.log.dir);
 

@@ -19,12 +19,12 @@ std::string error_of(const std::string& yaml, const std::vector<std::string>& ov
 
 TEST(Config, DefaultsAreTheSeedRecipe) {
   Config c = parse_config("", "empty");
-  EXPECT_EQ(c.model.name, "seed_cnn");
+  EXPECT_EQ(c.model.name, ModelKind::kSeedCnn);
   EXPECT_EQ(c.train.batch_size, 64);
   EXPECT_DOUBLE_EQ(c.train.lr, 0.01);
   EXPECT_EQ(c.train.epochs, 10);
   EXPECT_EQ(c.log.every_steps, 100);
-  EXPECT_EQ(c.dist.backend, "auto");
+  EXPECT_EQ(c.dist.backend, BackendChoice::kAuto);
   EXPECT_DOUBLE_EQ(c.dist.bucket_mb, 25.0);
 }
 
@@ -32,7 +32,7 @@ TEST(Config, NestedYamlAndOverridesInOrder) {
   Config c = parse_config(
       "model:\n  name: resnet9\ntrain:\n  lr: 0.4\n  momentum: 0.9\n  nesterov: true\nresume: a.pt\n", "t",
       {"train.lr=0.2", "data.augment=yes", "train.lr=0.1"});
-  EXPECT_EQ(c.model.name, "resnet9");
+  EXPECT_EQ(c.model.name, ModelKind::kResNet9);
   EXPECT_DOUBLE_EQ(c.train.lr, 0.1);
   EXPECT_TRUE(c.train.nesterov);
   EXPECT_TRUE(c.data.augment);
@@ -95,7 +95,7 @@ TEST(Config, ResolvedYamlRoundTrips) {
   const std::string yaml = c.to_yaml();
   Config again = parse_config(yaml, "resolved");
   EXPECT_EQ(again.to_yaml(), yaml);
-  EXPECT_EQ(again.model.name, "resnet9");
+  EXPECT_EQ(again.model.name, ModelKind::kResNet9);
   EXPECT_DOUBLE_EQ(again.train.lr, 0.123);
   EXPECT_EQ(again.log.dir, "/tmp/a b");
   for (const auto& key : config_keys()) {
@@ -108,10 +108,8 @@ TEST(Config, ResolvedYamlRoundTrips) {
 TEST(Config, ShippedConfigsParse) {
   for (const char* name : {"seed_cnn", "resnet9", "smoke", "cifar10_resnet9_fast"}) {
     Config c = load_config(std::string(DDP_SOURCE_DIR) + "/configs/" + name + ".yaml");
-    EXPECT_EQ(c.model.name, std::string(name) == "resnet9" || std::string(name) == "cifar10_resnet9_fast"
-                                ? "resnet9"
-                                : "seed_cnn")
-        << name;
+    const bool resnet = std::string(name) == "resnet9" || std::string(name) == "cifar10_resnet9_fast";
+    EXPECT_EQ(c.model.name, resnet ? ModelKind::kResNet9 : ModelKind::kSeedCnn) << name;
   }
   Config fast = load_config(std::string(DDP_SOURCE_DIR) + "/configs/cifar10_resnet9_fast.yaml");
   EXPECT_EQ(fast.train.precision, Precision::kBf16);

@@ -14,21 +14,31 @@ namespace ddp {
 
 // The keys with a fixed set of values are parsed once, here, into these enums; to_string() gives
 // the name a config file uses ("cosine", "bf16").
+enum class ModelKind { kSeedCnn, kResNet9 };
 enum class DatasetKind { kCifar10, kCifar100, kMnist, kFashionMnist, kSynthetic };
 enum class InputPipeline { kDevice, kHost };  // Whole set on the device, or CPU + prefetch.
 enum class LrScheduleKind { kConstant, kStep, kCosine, kOneCycle };
 enum class ConvAlgorithm { kAuto, kDirect };
 enum class Precision { kFp32, kBf16, kFp16 };
+enum class BackendChoice { kAuto, kMpi, kNccl };
+enum class DeviceChoice { kAuto, kCpu, kCuda };
+enum class ProgressMode { kAuto, kOn, kOff };
 
+std::string to_string(ModelKind v);
 std::string to_string(DatasetKind v);
 std::string to_string(InputPipeline v);
 std::string to_string(LrScheduleKind v);
 std::string to_string(ConvAlgorithm v);
 std::string to_string(Precision v);
+std::string to_string(BackendChoice v);
+std::string to_string(DeviceChoice v);
+std::string to_string(ProgressMode v);
+// The model a name stands for (as model.name takes it); InputError naming the choices otherwise.
+ModelKind model_kind(const std::string& name);
 
 struct Config {
   struct Model {
-    std::string name = "seed_cnn";
+    ModelKind name = ModelKind::kSeedCnn;
   } model;
   struct Data {
     DatasetKind dataset = DatasetKind::kCifar10;
@@ -75,8 +85,8 @@ struct Config {
     int64_t loss_scale_growth_steps = 2000;  // fp16: good steps in a row before the scale doubles.
   } train;
   struct Dist {
-    std::string backend = "auto";
-    std::string device = "auto";
+    BackendChoice backend = BackendChoice::kAuto;
+    DeviceChoice device = DeviceChoice::kAuto;
     double bucket_mb = 25.0;
     double first_bucket_mb = 1.0;
     double timeout_s = 600.0;
@@ -88,8 +98,8 @@ struct Config {
   struct Log {
     std::string dir = "logs";
     int64_t every_steps = 100;
-    bool tensorboard = true;        // Rank 0 writes <dir>/events.out.tfevents.* too.
-    std::string progress = "auto";  // auto (in-place line on a terminal), on, off.
+    bool tensorboard = true;                      // Rank 0 writes <dir>/events.out.tfevents.* too.
+    ProgressMode progress = ProgressMode::kAuto;  // auto: an in-place line on a terminal.
   } log;
   struct Checkpoint {
     std::string dir = "checkpoints";

@@ -35,7 +35,9 @@ class Classifier : public torch::nn::Module {
   virtual at::Tensor forward(const at::Tensor& images) = 0;
 };
 
-// Throws InputError for an unknown name.
+std::shared_ptr<Classifier> make_model(ModelKind kind, int64_t in_channels = 3, int64_t num_classes = 10,
+                                       ConvAlgorithm conv = ConvAlgorithm::kAuto);
+// By name ("seed_cnn", "resnet9"); InputError for an unknown one.
 std::shared_ptr<Classifier> make_model(const std::string& name, int64_t in_channels = 3,
                                        int64_t num_classes = 10, ConvAlgorithm conv = ConvAlgorithm::kAuto);
 
