@@ -15,7 +15,7 @@
 
 int main(int argc, char** argv) {
   // glibc returns LibTorch's large per-step buffers to the OS and faults them in again every
-  // step, which made training 2-3x slower here (MACHINE-NOTES): keep freed memory in the heap.
+  // step, which made training 2-3x slower on the 2-core development VM: keep freed memory in the heap.
   mallopt(M_MMAP_MAX, 0);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
 

@@ -77,7 +77,7 @@ CudaDriverInfo probe_cuda_driver() {
     info.error = "cuInit failed: error " + std::to_string(rc) + (msg ? std::string(" (") + msg + ")" : "");
     return info;
   }
-  int count = 0;  // Left untouched on failure (MACHINE-NOTES): start from 0.
+  int count = 0;  // cuDeviceGetCount leaves it untouched on failure: start from 0.
   if (get_count(&count) != 0) count = 0;
   info.usable = true;
   for (int i = 0; i < count; ++i) {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# End-to-end test of "see what training does" (issue 5): TensorBoard events read back with
+# End-to-end test of "see what training does": TensorBoard events read back with
 # TensorBoard's own reader, the progress line, eval and export of a checkpoint (checked with
 # Python torch), the metrics plot, `ddptrain env` and `ddptrain bench-devices`.
 # usage: observe_test.sh DDPTRAIN MPIEXEC SOURCE_DIR PYTHON   (PYTHON: with torch, tensorboard, matplotlib)
