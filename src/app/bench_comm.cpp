@@ -114,7 +114,7 @@ BenchCommOptions parse_bench_comm_args(const std::vector<std::string>& args) {
   for (size_t i = 1; i < args.size(); ++i) {
     const std::string& a = args[i];
     if (i + 1 >= args.size()) throw InputError("bench-comm: " + a + " needs a value; see ddptrain --help");
-    const std::string v = args[++i];
+    const std::string& v = args[++i];
     size_t used = 0;  // Characters the number took: all of them, or "3x" would pass as 3.
     auto whole = [&](const std::string& flag, const std::string& text, auto parse) {
       auto value = parse();
