@@ -5,6 +5,7 @@
 #include "ddp/dist/communicator.h"
 #include "ddp/dist/nccl_communicator.h"
 #include "ddp/dist/runtime.h"
+#include "test_files.h"
 
 namespace ddp {
 namespace {
@@ -40,8 +41,10 @@ TEST(Backend, AutoPicksNcclOnlyForGpusWithNcclBuilt) {
 }
 
 TEST(Backend, NcclWithoutGpuOrWithoutNcclIsAnError) {
-  EXPECT_THROW(choose_backend("nccl", "cpu", true), InputError);
-  EXPECT_THROW(choose_backend("nccl", "cuda:0", false), InputError);
+  EXPECT_EQ(testing::input_error_of([] { choose_backend("nccl", "cpu", true); }),
+            "dist.backend=nccl needs CUDA GPUs, and none is usable here; use dist.backend=auto or mpi");
+  EXPECT_EQ(testing::input_error_of([] { choose_backend("nccl", "cuda:0", false); }),
+            "dist.backend=nccl: this ddptrain was built without NCCL; use dist.backend=auto or mpi");
 }
 
 TEST(NcclCommunicator, WithoutAUsableGpuIsAClearError) {

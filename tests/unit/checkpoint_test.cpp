@@ -115,7 +115,11 @@ TEST(Checkpoint, ChecksumIsFnv1a64AndOldManifestsStillVerify) {
   std::ofstream(f.manifest, std::ios::trunc) << manifest.replace(at, now.str().size(), old.str());
   EXPECT_NO_THROW(verify_checkpoint(f.payload));
   std::ofstream(f.manifest, std::ios::trunc) << manifest.replace(at, old.str().size(), "123abc");
-  EXPECT_THROW(verify_checkpoint(f.payload), InputError);
+  std::ostringstream actual;
+  actual << std::hex << file_checksum(f.payload);
+  EXPECT_EQ(input_error_of([&] { verify_checkpoint(f.payload); }),
+            "checkpoint " + f.payload + " is corrupt: checksum " + actual.str() +
+                " does not match its manifest (123abc); resume from another checkpoint");
 }
 
 CheckpointFiles save_at(const std::string& dir, int64_t epoch, int64_t step) {

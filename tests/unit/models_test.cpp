@@ -50,7 +50,10 @@ TEST(Models, ForwardShapes) {
   EXPECT_EQ(grey->forward(torch::randn({3, 1, 32, 32})).size(0), 3);
 }
 
-TEST(Models, UnknownNameIsAnInputError) { EXPECT_THROW(make_model("vgg99"), InputError); }
+TEST(Models, UnknownNameIsAnInputError) {
+  EXPECT_EQ(testing::input_error_of([] { make_model("vgg99"); }),
+            "unknown model.name 'vgg99'; choose seed_cnn or resnet9");
+}
 
 // ResNet-9 with the Winograd convolutions (auto) and with LibTorch's (direct), same weights.
 std::pair<std::shared_ptr<Classifier>, std::shared_ptr<Classifier>> resnet9_pair() {

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "ddp/core/check.h"
+#include "test_files.h"
 
 namespace ddp {
 namespace {
@@ -32,7 +33,9 @@ TEST(ChooseDevice, MoreRanksThanGpusIsAnError) {
 }
 
 TEST(ChooseDevice, CudaRequestedWithoutGpuIsAnError) {
-  EXPECT_THROW(choose_device("cuda", false, 0, 0, 1), InputError);
+  EXPECT_EQ(testing::input_error_of([] { choose_device("cuda", false, 0, 0, 1); }),
+            "device cuda requested but no CUDA GPU is usable on this node (torch::cuda::is_available() is "
+            "false); set dist.device=cpu or auto");
 }
 
 TEST(ChooseThreads, DividesTheRanksCpusAmongTheRanksSharingThem) {

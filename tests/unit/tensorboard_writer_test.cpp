@@ -1,5 +1,6 @@
 #include "ddp/observe/tensorboard_writer.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -120,7 +121,11 @@ TEST(TensorBoardWriter, WritesFramedRecordsToANamedFile) {
 }
 
 TEST(TensorBoardWriter, UnwritableDirectoryIsAnInputError) {
-  EXPECT_THROW(TensorBoardWriter("/nonexistent-ddptrain-dir/x"), InputError);
+  const std::string why = testing::input_error_of([] { TensorBoardWriter("/nonexistent-ddptrain-dir/x"); });
+  EXPECT_THAT(why, ::testing::StartsWith("cannot create TensorBoard event file "
+                                         "/nonexistent-ddptrain-dir/x/events.out.tfevents."));
+  EXPECT_THAT(why,
+              ::testing::EndsWith(": No such file or directory; check log.dir or set log.tensorboard=false"));
 }
 
 }  // namespace
