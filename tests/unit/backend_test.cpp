@@ -1,3 +1,4 @@
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -5,6 +6,7 @@
 #include "ddp/dist/communicator.h"
 #include "ddp/dist/nccl_communicator.h"
 #include "ddp/dist/runtime.h"
+#include "ddp/observe/cuda_driver_probe.h"
 #include "test_files.h"
 
 namespace ddp {
@@ -48,15 +50,27 @@ TEST(Backend, NcclWithoutGpuOrWithoutNcclIsAnError) {
 }
 
 TEST(NcclCommunicator, WithoutAUsableGpuIsAClearError) {
-  // This machine has no GPU: the NCCL communicator (or its stand-in when not built) refuses
-  // before touching MPI or NCCL, naming the backend setting to change.
+  // Without a GPU, the NCCL communicator (or its stand-in when not built) refuses before touching
+  // MPI or NCCL, naming the backend setting to change.
+  if (probe_cuda_driver().usable && !probe_cuda_driver().gpus.empty()) GTEST_SKIP() << "a GPU is usable here";
   try {
     make_nccl_communicator(MPI_COMM_NULL, 0, std::chrono::milliseconds(1000));
     FAIL() << "expected an error";
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("dist.backend=mpi"), std::string::npos) << e.what();
   }
-  EXPECT_FALSE(nccl_version().empty());
+}
+
+TEST(NcclCommunicator, VersionIsNcclsNumbersOrNotBuilt) {
+  // DDP_NCCL_BUILT: whether CMake compiled the NCCL communicator into this build.
+  EXPECT_EQ(nccl_built(), DDP_NCCL_BUILT != 0);
+  if (nccl_built()) {
+    // The NCCL loaded at run time, then the one compiled against: "2.28.9 (compiled 2.28.9)".
+    EXPECT_THAT(nccl_version(),
+                ::testing::MatchesRegex("2\\.[0-9]+\\.[0-9]+ \\(compiled 2\\.[0-9]+\\.[0-9]+\\)"));
+  } else {
+    EXPECT_EQ(nccl_version(), "not built");
+  }
 }
 
 }  // namespace
