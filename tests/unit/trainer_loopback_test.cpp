@@ -5,10 +5,11 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include <cmath>
 #include <fstream>
 #include <regex>
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include "ddp/config/config.h"
 #include "ddp/data/dataset.h"
