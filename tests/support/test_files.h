@@ -1,6 +1,7 @@
 // Helpers for tests that write their own fixtures.
 #pragma once
 
+#include <exception>
 #include <functional>
 #include <string>
 
@@ -28,6 +29,16 @@ inline std::string input_error_of(const std::function<void()>& fn) {
   try {
     fn();
   } catch (const InputError& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+// The message of the exception (any std::exception) that `fn` throws, or "(no error)".
+inline std::string error_text_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const std::exception& e) {
     return e.what();
   }
   return "(no error)";

@@ -1,3 +1,4 @@
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -5,6 +6,8 @@
 #include "ddp/dist/communicator.h"
 #include "ddp/dist/nccl_communicator.h"
 #include "ddp/dist/runtime.h"
+#include "ddp/observe/cuda_driver_probe.h"
+#include "test_files.h"
 
 namespace ddp {
 namespace {
@@ -40,20 +43,34 @@ TEST(Backend, AutoPicksNcclOnlyForGpusWithNcclBuilt) {
 }
 
 TEST(Backend, NcclWithoutGpuOrWithoutNcclIsAnError) {
-  EXPECT_THROW(choose_backend("nccl", "cpu", true), InputError);
-  EXPECT_THROW(choose_backend("nccl", "cuda:0", false), InputError);
+  EXPECT_EQ(testing::input_error_of([] { choose_backend("nccl", "cpu", true); }),
+            "dist.backend=nccl needs CUDA GPUs, and none is usable here; use dist.backend=auto or mpi");
+  EXPECT_EQ(testing::input_error_of([] { choose_backend("nccl", "cuda:0", false); }),
+            "dist.backend=nccl: this ddptrain was built without NCCL; use dist.backend=auto or mpi");
 }
 
 TEST(NcclCommunicator, WithoutAUsableGpuIsAClearError) {
-  // This machine has no GPU: the NCCL communicator (or its stand-in when not built) refuses
-  // before touching MPI or NCCL, naming the backend setting to change.
+  // Without a GPU, the NCCL communicator (or its stand-in when not built) refuses before touching
+  // MPI or NCCL, naming the backend setting to change.
+  if (probe_cuda_driver().usable && !probe_cuda_driver().gpus.empty()) GTEST_SKIP() << "a GPU is usable here";
   try {
     make_nccl_communicator(MPI_COMM_NULL, 0, std::chrono::milliseconds(1000));
     FAIL() << "expected an error";
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("dist.backend=mpi"), std::string::npos) << e.what();
   }
-  EXPECT_FALSE(nccl_version().empty());
+}
+
+TEST(NcclCommunicator, VersionIsNcclsNumbersOrNotBuilt) {
+  // DDP_NCCL_BUILT: whether CMake compiled the NCCL communicator into this build.
+  EXPECT_EQ(nccl_built(), DDP_NCCL_BUILT != 0);
+  if (nccl_built()) {
+    // The NCCL loaded at run time, then the one compiled against: "2.28.9 (compiled 2.28.9)".
+    EXPECT_THAT(nccl_version(),
+                ::testing::MatchesRegex("2\\.[0-9]+\\.[0-9]+ \\(compiled 2\\.[0-9]+\\.[0-9]+\\)"));
+  } else {
+    EXPECT_EQ(nccl_version(), "not built");
+  }
 }
 
 }  // namespace

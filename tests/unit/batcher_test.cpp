@@ -94,7 +94,8 @@ TEST(Batcher, CutoutSquaresStayInsideAndVary) {
   }
   EXPECT_GT(corners.size(), 150u);  // 17 x 21 = 357 corners possible
   ImageDataset d = tiny(2);
-  EXPECT_THROW(Batcher(d, torch::kCPU, InputPipeline::kDevice, 33), InputError);
+  EXPECT_EQ(testing::input_error_of([&] { Batcher(d, torch::kCPU, InputPipeline::kDevice, 33); }),
+            "data.cutout=33 does not fit tiny's 32x32 images; use 0 (off) up to 32");
   EXPECT_NO_THROW(Batcher(d, torch::kCPU, InputPipeline::kDevice, 32));
 }
 

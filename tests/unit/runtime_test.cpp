@@ -1,11 +1,10 @@
 #include "ddp/dist/runtime.h"
 
 #include <gtest/gtest.h>
-
-#include <algorithm>
-#include <thread>
+#include <sched.h>
 
 #include "ddp/core/check.h"
+#include "test_files.h"
 
 namespace ddp {
 namespace {
@@ -32,7 +31,9 @@ TEST(ChooseDevice, MoreRanksThanGpusIsAnError) {
 }
 
 TEST(ChooseDevice, CudaRequestedWithoutGpuIsAnError) {
-  EXPECT_THROW(choose_device("cuda", false, 0, 0, 1), InputError);
+  EXPECT_EQ(testing::input_error_of([] { choose_device("cuda", false, 0, 0, 1); }),
+            "device cuda requested but no CUDA GPU is usable on this node (torch::cuda::is_available() is "
+            "false); set dist.device=cpu or auto");
 }
 
 TEST(ChooseThreads, DividesTheRanksCpusAmongTheRanksSharingThem) {
@@ -45,9 +46,20 @@ TEST(ChooseThreads, DividesTheRanksCpusAmongTheRanksSharingThem) {
   EXPECT_EQ(choose_threads(0, 0, 0), 1);
 }
 
-TEST(ChooseThreads, AffinityCountIsPositiveAndAtMostTheMachine) {
-  EXPECT_GE(affinity_cpu_count(), 1);
-  EXPECT_LE(affinity_cpu_count(), static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+TEST(ChooseThreads, AffinityCountIsTheCpusThisProcessMayRunOn) {
+  cpu_set_t mine;
+  ASSERT_EQ(sched_getaffinity(0, sizeof(mine), &mine), 0);
+  EXPECT_EQ(affinity_cpu_count(), CPU_COUNT(&mine));
+  // Bound to one CPU (mpirun --bind-to core, taskset -c 0): 1, whatever the machine has.
+  int first = 0;
+  while (!CPU_ISSET(first, &mine)) ++first;
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(first, &one);
+  ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0);
+  const int bound = affinity_cpu_count();
+  ASSERT_EQ(sched_setaffinity(0, sizeof(mine), &mine), 0);
+  EXPECT_EQ(bound, 1);
 }
 
 }  // namespace

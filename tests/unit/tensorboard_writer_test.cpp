@@ -1,8 +1,11 @@
 #include "ddp/observe/tensorboard_writer.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <sstream>
 #include <vector>
@@ -92,35 +95,58 @@ TEST(EventEncoding, RecordFraming) {
 TEST(TensorBoardWriter, WritesFramedRecordsToANamedFile) {
   testing::TempDir dir;
   std::string path;
+  const double before = static_cast<double>(std::time(nullptr));
   {
     TensorBoardWriter w(dir.path());
     path = w.path();
     w.add_scalar("train_loss", 2.5, 100);
   }
-  EXPECT_EQ(files::parent(path), dir.path());
-  EXPECT_EQ(path.find(dir.path() + "/events.out.tfevents."), 0u) << path;
+  const double after = static_cast<double>(std::time(nullptr)) + 1;
+  // TensorBoard's name: events.out.tfevents.<seconds>.<host>.
+  char host[256] = {};
+  gethostname(host, sizeof(host) - 1);
+  const std::string prefix = dir.path() + "/events.out.tfevents.";
+  ASSERT_EQ(path.find(prefix), 0u) << path;
+  const std::string seconds = path.substr(prefix.size(), path.rfind("." + std::string(host)) - prefix.size());
+  EXPECT_EQ(path, prefix + seconds + "." + host);
+  EXPECT_GE(std::stod(seconds), before - 1) << path;
+  EXPECT_LE(std::stod(seconds), after) << path;
   std::ifstream in(path, std::ios::binary);
   std::stringstream ss;
   ss << in.rdbuf();
   const std::string f = ss.str();
   // Walk the records: every length and CRC checks out, and there are exactly two.
-  size_t at = 0, records = 0;
+  std::vector<std::string> records;
+  size_t at = 0;
   while (at < f.size()) {
     ASSERT_LE(at + 12, f.size());
     const uint64_t len = read_le(f, at, 8);
     EXPECT_EQ(read_le(f, at + 8, 4), tensorboard::masked_crc32c(f.data() + at, 8));
     ASSERT_LE(at + 12 + len + 4, f.size());
     EXPECT_EQ(read_le(f, at + 12 + len, 4), tensorboard::masked_crc32c(f.data() + at + 12, len));
+    records.push_back(f.substr(at + 12, len));
     at += 12 + len + 4;
-    ++records;
   }
-  EXPECT_EQ(records, 2u);
-  EXPECT_NE(f.find("brain.Event:2"), std::string::npos);
-  EXPECT_NE(f.find("train_loss"), std::string::npos);
+  ASSERT_EQ(records.size(), 2u);
+  // Each an Event whose wall_time (field 1, fixed64) is now; then the file version, then the scalar.
+  for (const auto& r : records) {
+    ASSERT_GT(r.size(), 9u);
+    EXPECT_EQ(r[0], 0x09);
+    double wall = 0;
+    std::memcpy(&wall, r.data() + 1, 8);
+    EXPECT_GE(wall, before - 1);
+    EXPECT_LE(wall, after);
+  }
+  EXPECT_EQ(records[0].substr(9), tensorboard::encode_file_version_event(0.0).substr(9));
+  EXPECT_EQ(records[1].substr(9), tensorboard::encode_scalar_event(0.0, 100, "train_loss", 2.5f).substr(9));
 }
 
 TEST(TensorBoardWriter, UnwritableDirectoryIsAnInputError) {
-  EXPECT_THROW(TensorBoardWriter("/nonexistent-ddptrain-dir/x"), InputError);
+  const std::string why = testing::input_error_of([] { TensorBoardWriter("/nonexistent-ddptrain-dir/x"); });
+  EXPECT_THAT(why, ::testing::StartsWith("cannot create TensorBoard event file "
+                                         "/nonexistent-ddptrain-dir/x/events.out.tfevents."));
+  EXPECT_THAT(why,
+              ::testing::EndsWith(": No such file or directory; check log.dir or set log.tensorboard=false"));
 }
 
 }  // namespace

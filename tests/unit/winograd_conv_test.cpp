@@ -1,6 +1,7 @@
 #include "train/kernels/winograd_conv.h"
 
 #include <ATen/autocast_mode.h>
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -8,6 +9,8 @@
 #include <string>
 #include <tuple>
 #include <vector>
+
+#include "test_files.h"
 
 namespace ddp {
 namespace {
@@ -119,8 +122,10 @@ TEST(Winograd, NoDoubleBackward) {
   at::Tensor x = torch::randn({1, 4, 6, 6}).requires_grad_();
   at::Tensor w = torch::randn({4, 4, 3, 3}).requires_grad_();
   at::Tensor y = winograd_conv3x3(x, w).sum();
-  EXPECT_THROW(torch::autograd::grad({y}, {w}, {}, /*retain_graph=*/true, /*create_graph=*/true),
-               std::exception);
+  EXPECT_THAT(testing::error_text_of(
+                  [&] { torch::autograd::grad({y}, {w}, {}, /*retain_graph=*/true, /*create_graph=*/true); }),
+              ::testing::HasSubstr("winograd_conv3x3 has no double backward (create_graph=true); use "
+                                   "train.conv_algorithm=direct"));
 }
 
 TEST(Winograd, OnlyInputGradientOrOnlyWeightGradient) {
@@ -152,7 +157,12 @@ TEST(Winograd, AppliesOnlyToFp32Cpu3x3OutsideAutocast) {
     at::autocast::set_autocast_enabled(at::kCPU, false);
     EXPECT_FALSE(under_autocast);
   }
-  EXPECT_THROW(winograd_conv3x3(x, torch::randn({2, 4, 5, 5})), std::exception);
+  EXPECT_THAT(
+      testing::error_text_of([&] {
+        winograd_conv3x3(x, torch::randn({2, 4, 5, 5}));
+      }),
+      ::testing::HasSubstr("winograd_conv3x3 needs fp32 CPU tensors x [N, C, H, W] and w [Cout, C, 3, 3] "
+                           "outside autocast; got x [1, 4, 8, 8] Float and w [2, 4, 5, 5] Float"));
 }
 
 }  // namespace
