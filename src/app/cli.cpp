@@ -111,8 +111,7 @@ std::string setup_device(const Config& config, const ProcessInfo& p, int* thread
   if (threads_out) *threads_out = threads;
   const bool cuda = torch::cuda::is_available();
   const int gpus = cuda ? static_cast<int>(torch::cuda::device_count()) : 0;
-  const std::string device =
-      choose_device(to_string(config.dist.device), cuda, gpus, p.local_rank, p.local_size);
+  std::string device = choose_device(to_string(config.dist.device), cuda, gpus, p.local_rank, p.local_size);
   const std::string backend =
       choose_backend(to_string(config.dist.backend), device, nccl_built());  // Throws inside agreed().
   if (device != "cpu") {

@@ -369,7 +369,7 @@ void set_key(Config& config, FaultInjection* faults, const std::string& key, con
     if (d < best_d) best_d = d, best = f.key;
   }
   std::string msg = "unknown config key '" + key + "' (" + source + ")";
-  if (!best.empty()) msg += "; did you mean '" + best + "'?";
+  msg += best.empty() ? "." : "; did you mean '" + best + "'?";
   msg += " Run 'ddptrain --help' for the list of keys";
   throw InputError(msg);
 }

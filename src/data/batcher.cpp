@@ -99,7 +99,7 @@ Batcher::Cut Batcher::cut(const Request& r) const {
     DDP_CHECK(r.positions.size() == r.indices.size(), "one position per index");
     const int64_t n = static_cast<int64_t>(r.indices.size());
     const int64_t c = x.size(1), h = x.size(2), w = x.size(3);
-    const int64_t pw = w + 2 * kPad;
+    const int64_t pw = w + int64_t{2} * kPad;
     std::vector<int64_t> dx(n), dy(n), cut_yx(cutout_ > 0 ? 2 * n : 0);
     std::vector<uint8_t> flip(n);
     for (int64_t i = 0; i < n; ++i) {
@@ -125,7 +125,7 @@ Batcher::Cut Batcher::cut(const Request& r) const {
   return {x, y, cut_box};
 }
 
-Batch Batcher::to_device(Cut c) const {
+Batch Batcher::to_device(const Cut& c) const {
   const bool async = c.images.is_pinned();
   auto move = [&](const at::Tensor& t) { return t.defined() ? t.to(device_, /*non_blocking=*/async) : t; };
   return finish({move(c.images), move(c.labels), move(c.cutout)});
@@ -141,7 +141,7 @@ Batch Batcher::get(const std::vector<int64_t>& indices, const std::vector<int64_
     Cut c = pending_.get();  // Rethrows what the background thread threw.
     const bool hit = pending_request_ && *pending_request_ == r;
     pending_request_.reset();
-    if (hit) return to_device(std::move(c));
+    if (hit) return to_device(c);
   }
   return to_device(cut(r));
 }

@@ -62,7 +62,7 @@ void read_cifar10_file(const std::string& path, at::Tensor* images, at::Tensor* 
     }
   }
   *labels = raw.select(1, 0).to(at::kLong);
-  *images = raw.narrow(1, 1, 3 * 32 * 32).reshape({n, 3, 32, 32}).clone();
+  *images = raw.narrow(1, 1, int64_t{3} * 32 * 32).reshape({n, 3, 32, 32}).clone();
 }
 
 ImageDataset load_cifar10(const std::string& root, bool train) {

@@ -28,7 +28,7 @@ void read_cifar100_file(const std::string& path, at::Tensor* images, at::Tensor*
     }
   }
   *fine_labels = raw.select(1, 1).to(at::kLong);
-  *images = raw.narrow(1, 2, 3 * 32 * 32).reshape({n, 3, 32, 32}).clone();
+  *images = raw.narrow(1, 2, int64_t{3} * 32 * 32).reshape({n, 3, 32, 32}).clone();
 }
 
 ImageDataset load_cifar100(const std::string& root, bool train) {

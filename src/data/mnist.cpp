@@ -64,7 +64,8 @@ std::vector<int64_t> parse_header(const std::vector<uint8_t>& bytes, const std::
   }
   std::vector<int64_t> dims(ndim);
   int64_t expected = 1;
-  for (int i = 0; i < ndim; ++i) expected *= dims[i] = be32(bytes.data() + 4 + 4 * i);
+  for (int i = 0; i < ndim; ++i)
+    expected *= dims[i] = be32(bytes.data() + 4 + size_t{4} * static_cast<size_t>(i));
   if (static_cast<int64_t>(bytes.size() - header) != expected) {
     std::string shape;
     for (int64_t d : dims) shape += (shape.empty() ? "" : "x") + std::to_string(d);
@@ -80,7 +81,7 @@ std::string find_idx(const std::string& root, const std::string& subdir, const s
                      const std::string& dataset) {
   for (const std::string& dir : {root, files::join(root, subdir)}) {
     for (const char* suffix : {"", ".gz"}) {
-      const std::string p = files::join(dir, name + suffix);
+      std::string p = files::join(dir, name + suffix);
       if (files::is_regular_file(p)) return p;
     }
   }

@@ -4,6 +4,7 @@
 #include <c10/core/GradMode.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <sstream>
@@ -34,7 +35,7 @@ void throw_if_any_rank_failed(Communicator& comm, const std::string& error, bool
     m[1] = input_error ? 1 : 0;
     char host[kHost] = {};
     gethostname(host, kHost - 1);
-    std::memcpy(m + 2, host, kHost - 1);
+    std::copy_n(host, kHost - 1, m + 2);  // Zero-padded: gethostname wrote at most kHost - 1.
     std::memcpy(m + 2 + kHost, error.data(), std::min<size_t>(error.size(), kMessage - 1));
   }
   at::Tensor all = comm.all_gather(mine).contiguous();

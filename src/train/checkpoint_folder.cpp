@@ -46,6 +46,7 @@ std::vector<std::string> list_checkpoints(const std::string& dir) {
   std::stable_sort(found.begin(), found.end(),
                    [](const Found& a, const Found& b) { return a.progress < b.progress; });
   std::vector<std::string> out;
+  out.reserve(found.size());
   for (auto& f : found) out.push_back(std::move(f.payload));
   return out;
 }

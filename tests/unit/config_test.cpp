@@ -45,9 +45,8 @@ TEST(Config, UnknownKeyIsNamedWithASuggestion) {
       error_of("train:\n  lrr: 0.1\n"),
       "unknown config key 'train.lrr' (test.yaml); did you mean 'train.lr'? Run 'ddptrain --help' for the "
       "list of keys");
-  const std::string without_suggestion = error_of("", {"nope.key=1"});
-  EXPECT_THAT(without_suggestion, ::testing::StartsWith("unknown config key 'nope.key' (--set)"));
-  EXPECT_THAT(without_suggestion, ::testing::EndsWith("Run 'ddptrain --help' for the list of keys"));
+  EXPECT_EQ(error_of("", {"nope.key=1"}),
+            "unknown config key 'nope.key' (--set). Run 'ddptrain --help' for the list of keys");
 }
 
 TEST(Config, WrongTypesAndRangesNameTheKey) {

@@ -60,7 +60,7 @@ TEST(Models, ForwardShapes) {
 
 TEST(Models, UnknownNameIsAnInputError) {
   EXPECT_EQ(testing::input_error_of([] { make_model("vgg99"); }),
-            "unknown model.name 'vgg99'; choose seed_cnn or resnet9");
+            "unknown model 'vgg99'; choose seed_cnn or resnet9");
 }
 
 // ResNet-9 with the Winograd convolutions (auto) and with LibTorch's (direct), same weights.

@@ -90,7 +90,7 @@ class Batcher {
   };
   Cut cut(const Request& r) const;   // On the device that holds images_.
   Batch finish(const Cut& c) const;  // Normalises (and cuts out) on the device of `c`.
-  Batch to_device(Cut c) const;
+  Batch to_device(const Cut& c) const;
 
   InputPipeline pipeline_;
   at::Device device_;

@@ -324,7 +324,7 @@ class WinogradConv3x3 : public torch::autograd::Function<WinogradConv3x3> {
     const Tiling g = Tiling::of(x.size(0), x.size(2), x.size(3));
     const at::Tensor u = weight_transform(w);
     const at::Tensor v = to_points(x.permute({0, 2, 3, 1}).contiguous(), g, 6, -1, input_1d);
-    const at::Tensor y = output_transform(at::bmm(v, u), g);
+    at::Tensor y = output_transform(at::bmm(v, u), g);
     ctx->save_for_backward({v, u, w});
     ctx->saved_data["n"] = g.n;
     ctx->saved_data["h"] = g.h;
