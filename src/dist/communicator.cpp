@@ -36,7 +36,8 @@ void throw_if_any_rank_failed(Communicator& comm, const std::string& error, bool
     char host[kHost] = {};
     gethostname(host, kHost - 1);
     std::copy_n(host, kHost - 1, m + 2);  // Zero-padded: gethostname wrote at most kHost - 1.
-    std::memcpy(m + 2 + kHost, error.data(), std::min<size_t>(error.size(), kMessage - 1));
+    std::copy_n(error.data(), std::min<size_t>(error.size(), kMessage - 1),
+                m + 2 + kHost);  // Zero-padded too.
   }
   at::Tensor all = comm.all_gather(mine).contiguous();
   int failed = 0, first = -1;
