@@ -62,43 +62,33 @@ LoopbackCommunicator::LoopbackCommunicator(int size) : size_(size) {
   DDP_CHECK(size >= 1, "a loopback world has at least one rank, got " << size);
 }
 
-std::unique_ptr<Work> LoopbackCommunicator::all_reduce_async(at::Tensor tensor, ReduceOp op) {
+CollectiveCall& LoopbackCommunicator::record(const char* name, const at::Tensor* tensor) {
   CollectiveCall c;
-  c.name = "all_reduce";
-  c.numel = tensor.numel();
-  c.dtype = tensor.scalar_type();
-  c.op = op;
+  c.name = name;
+  if (tensor) c.numel = tensor->numel(), c.dtype = tensor->scalar_type();
   calls_.push_back(c);
+  return calls_.back();
+}
+
+std::unique_ptr<Work> LoopbackCommunicator::all_reduce_async(at::Tensor tensor, ReduceOp op) {
+  record("all_reduce", &tensor).op = op;
   const int64_t sequence = cleared_ + static_cast<int64_t>(calls_.size()) - 1;
   return std::make_unique<LoopbackWork>(*this, sequence, std::move(tensor), op);
 }
 
 void LoopbackCommunicator::broadcast(at::Tensor tensor, int root) {
   DDP_CHECK(root >= 0 && root < size_, "broadcast from rank " << root << " in a world of " << size_);
-  CollectiveCall c;
-  c.name = "broadcast";
-  c.numel = tensor.numel();
-  c.dtype = tensor.scalar_type();
-  c.root = root;
-  calls_.push_back(c);
+  record("broadcast", &tensor).root = root;
 }
 
 at::Tensor LoopbackCommunicator::all_gather(const at::Tensor& tensor) {
-  CollectiveCall c;
-  c.name = "all_gather";
-  c.numel = tensor.numel();
-  c.dtype = tensor.scalar_type();
-  calls_.push_back(c);
+  record("all_gather", &tensor);
   std::vector<int64_t> shape = {size_};
   for (int64_t d : tensor.sizes()) shape.push_back(d);
   return tensor.detach().unsqueeze(0).expand(shape).clone(at::MemoryFormat::Contiguous);
 }
 
-void LoopbackCommunicator::barrier() {
-  CollectiveCall c;
-  c.name = "barrier";
-  calls_.push_back(c);
-}
+void LoopbackCommunicator::barrier() { record("barrier", nullptr); }
 
 std::vector<std::string> LoopbackCommunicator::sequence(size_t from) const {
   std::vector<std::string> out;

@@ -62,6 +62,8 @@ class LoopbackCommunicator : public Communicator {
 
  private:
   friend class LoopbackWork;
+  // Appends a call of `name` on `tensor` (its numel and dtype; none for a barrier).
+  CollectiveCall& record(const char* name, const at::Tensor* tensor);
   int size_;
   // Entries are appended and never moved out: Works refer to theirs by index.
   std::vector<CollectiveCall> calls_;
